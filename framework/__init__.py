@@ -1,0 +1,80 @@
+"""reactor-framework: a Twisted-style, event-driven networking engine built as a plugin framework.
+
+``from framework import reactor`` gives the process's reactor, installing the best available
+backend on first use; ``install_reactor(name)`` picks one explicitly before that.
+Importing this package installs nothing and loads no plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from framework.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from framework.eventloop import Reactor
+
+__version__ = "0.1.0.dev0"
+__all__ = ["__version__", "hookimpl", "install_reactor", "installed_reactor", "reactor"]
+
+BACKEND_ENV = "REACTOR_FRAMEWORK_BACKEND"
+
+_reactor: Reactor | None = None
+_installed_by: str | None = None
+
+
+def _caller(depth: int) -> str:
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return "unknown"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def install_reactor(name: str | None = None) -> Reactor:
+    """Install the reactor with backend ``name`` (default: ``$REACTOR_FRAMEWORK_BACKEND``,
+    else the highest-priority available backend) and return it.
+
+    Raises ``framework.error.ReactorAlreadyInstalledError`` once a reactor is installed,
+    ``UnknownPluginError`` for a name no plugin registered, and ``ReactorUnavailableError``
+    for a backend that cannot run on this system.
+    """
+    return _install(name, _caller(2))
+
+
+def _install(name: str | None, by: str) -> Reactor:
+    global _reactor, _installed_by
+    from framework import error
+
+    if _reactor is not None:
+        raise error.ReactorAlreadyInstalledError(
+            f"a reactor is already installed (backend {_reactor.backend_name!r}, "
+            f"installed by {_installed_by})"
+        )
+    from framework import plugins
+    from framework.eventloop import Reactor
+
+    registry = plugins.reactors()
+    name = name or os.environ.get(BACKEND_ENV) or None
+    entry = registry.get(name) if name else registry.best()
+    reason = entry.availability()
+    if reason is not None:
+        raise error.ReactorUnavailableError(f"reactor backend {entry.name!r} is not available: {reason}")
+    _reactor = Reactor(entry.factory(), entry.name)
+    _installed_by = by
+    return _reactor
+
+
+def installed_reactor() -> Reactor | None:
+    """The installed reactor, or ``None`` if none has been installed yet (installs nothing)."""
+    return _reactor
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "reactor":
+        if _reactor is not None:
+            return _reactor
+        return _install(None, f"first use of framework.reactor at {_caller(2)}")
+    raise AttributeError(f"module 'framework' has no attribute {attr!r}")

@@ -1,0 +1,1 @@
+"""Built-in backends plugins (one module each, registered by entry point)."""

@@ -1,0 +1,1 @@
+"""Built-in middleware plugins (one module each, registered by entry point)."""

@@ -1,0 +1,1 @@
+"""Built-in protocols plugins (one module each, registered by entry point)."""
