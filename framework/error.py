@@ -201,3 +201,7 @@ def getConnectError(e: BaseException | tuple[int, str]) -> ConnectError:
         _errno.EHOSTUNREACH: NoRouteError,
     }.get(number, ConnectError)
     return klass(number, string)
+
+
+class PluginOptionError(PluginError, ValueError):
+    """A protocol option given on the command line or in code is unknown or has a bad value."""

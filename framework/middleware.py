@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 _active: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
+# Optional ``deferred_created(d)`` hooks of the enabled middleware, in the same order.
+# ``Deferred.__init__`` calls ``created(self)`` only when this list is non-empty.
+_created: list[Callable[[Any], None]] = []
 
 
 def wrap(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -19,3 +22,9 @@ def wrap(callback: Callable[..., Any]) -> Callable[..., Any]:
     for wrap_callback in reversed(_active):
         callback = wrap_callback(callback)
     return callback
+
+
+def created(deferred: Any) -> None:
+    """Tell every enabled middleware with a ``deferred_created`` hook about a new Deferred."""
+    for hook in _created:
+        hook(deferred)
