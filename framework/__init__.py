@@ -26,10 +26,14 @@ _installed_by: str | None = None
 
 
 def _caller(depth: int) -> str:
+    """``file:line`` of the user code ``depth`` frames up, skipping the import machinery
+    (``from framework import reactor`` reaches ``__getattr__`` through importlib)."""
     try:
         frame = sys._getframe(depth)
     except ValueError:
         return "unknown"
+    while frame.f_back is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 

@@ -2,51 +2,71 @@
 
 from __future__ import annotations
 
+import builtins
 import sys
 import traceback as _traceback
 from types import TracebackType
 from typing import Any, NoReturn, TextIO
+
+__all__ = ["Failure", "NoCurrentExceptionError"]
 
 
 class NoCurrentExceptionError(Exception):
     """``Failure()`` was called with no exception given and none being handled."""
 
 
+def _qualname(klass: type) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
+
+
 class Failure(BaseException):
     """An exception and its traceback, as delivered to errbacks.
 
     ``Failure()`` inside an ``except`` block wraps the exception being handled;
-    ``Failure(exc)`` wraps the given exception (with its ``__traceback__`` if it has one).
-    ``Failure`` derives from ``BaseException`` only so that ``raise failure`` is possible in a
-    pinch; errback chains never raise it, they raise ``failure.value``.
+    ``Failure(exc)`` wraps the given exception (with its ``__traceback__`` if it has one);
+    ``Failure(other_failure)`` copies it. ``Failure`` derives from ``BaseException`` only so that
+    ``raise failure`` is possible in a pinch; errback chains never raise it, they raise
+    ``failure.value``.
     """
+
+    value: BaseException
+    type: builtins.type[BaseException]
+    tb: TracebackType | None
 
     def __init__(
         self,
         exc_value: BaseException | None = None,
-        exc_type: type[BaseException] | None = None,
+        exc_type: builtins.type[BaseException] | None = None,
         exc_tb: TracebackType | None = None,
         captureVars: bool = False,
     ) -> None:
         if exc_value is None:
             exc_type_now, exc_value, tb_now = sys.exc_info()
             if exc_value is None:
-                raise NoCurrentExceptionError("Failure() called outside an except block")
+                raise NoCurrentExceptionError(
+                    "Failure() needs an exception: none was given and none is being handled")
             if exc_tb is None:
                 exc_tb = tb_now
         elif isinstance(exc_value, Failure):
             exc_tb = exc_tb or exc_value.tb
+            exc_type = exc_type or exc_value.type
+            cleaned = exc_value._cleaned_text
             exc_value = exc_value.value
+            self._cleaned_text = cleaned
+        elif isinstance(exc_value, type) and issubclass(exc_value, BaseException):
+            # Failure(ValueError): Twisted accepts an exception class; instantiate it.
+            exc_value = exc_value()
         elif not isinstance(exc_value, BaseException):
             raise TypeError(f"Failure needs an exception, not {exc_value!r}")
         if exc_tb is None:
             exc_tb = exc_value.__traceback__
-        self.value: BaseException = exc_value
-        self.type: type[BaseException] = exc_type or type(exc_value)
-        self.tb: TracebackType | None = exc_tb
-        # Set by Deferred when nobody has handled this failure yet; logged on collection.
-        self._handled = False
-        self._cleaned_text: str | None = None
+        self.value = exc_value
+        self.type = exc_type or type(exc_value)
+        self.tb = exc_tb
+        self.captureVars = captureVars
+
+    # Class-level defaults keep __init__ short; instances override only when needed.
+    _cleaned_text: str | None = None
 
     # BaseException machinery would otherwise use our __init__ args for str()/args.
     @property
@@ -57,22 +77,44 @@ class Failure(BaseException):
     def args(self, value: Any) -> None:
         pass
 
-    def trap(self, *errorTypes: type[BaseException] | str) -> type[BaseException]:
-        """Return the matching type, or re-raise the wrapped exception if none matches."""
+    @property
+    def parents(self) -> list[str]:
+        """Fully qualified names of the exception's type and its bases, most derived first."""
+        return [_qualname(klass) for klass in self.type.__mro__]
+
+    @property
+    def frames(self) -> list[tuple[str, str, int, list[Any], list[Any]]]:
+        """``(function, filename, line, [], [])`` for each traceback frame, outermost first."""
+        frames: list[tuple[str, str, int, list[Any], list[Any]]] = []
+        tb = self.tb
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            frames.append((code.co_name, code.co_filename, tb.tb_lineno, [], []))
+            tb = tb.tb_next
+        return frames
+
+    def trap(self, *errorTypes: builtins.type[BaseException] | str) -> builtins.type[BaseException] | str:
+        """Return the first of ``errorTypes`` this failure is; otherwise re-raise the exception.
+
+        Used in errbacks to handle only the expected errors and pass the rest on down the
+        errback chain.
+        """
         found = self.check(*errorTypes)
         if found is None:
             self.raiseException()
-        return found  # type: ignore[return-value]
+        return found
 
-    def check(self, *errorTypes: type[BaseException] | str) -> type[BaseException] | str | None:
+    def check(
+        self, *errorTypes: builtins.type[BaseException] | str
+    ) -> builtins.type[BaseException] | str | None:
         """Return the first of ``errorTypes`` that this failure is, else ``None``.
 
-        A string matches the fully qualified name of the failure's type or any of its bases.
+        A string matches the name or fully qualified name of the failure's type or any base.
         """
         for error in errorTypes:
             if isinstance(error, str):
                 for klass in self.type.__mro__:
-                    if error in (klass.__name__, f"{klass.__module__}.{klass.__qualname__}"):
+                    if error == klass.__name__ or error == _qualname(klass):
                         return error
             elif isinstance(error, type) and issubclass(self.type, error):
                 return error
@@ -95,10 +137,14 @@ class Failure(BaseException):
         return text or repr(self.value)
 
     def getTraceback(self, elideFrameworkCode: int = 0, detail: str = "default") -> str:
-        """The formatted traceback, as the interpreter would print it."""
+        """The formatted traceback, as the interpreter would print it.
+
+        ``detail="brief"`` gives only the exception line. After ``cleanFailure()`` the text
+        saved at cleaning time is returned.
+        """
         if detail == "brief":
             return f"{self.type.__qualname__}: {self.getErrorMessage()}\n"
-        if self.tb is None and getattr(self, "_cleaned_text", None):
+        if self.tb is None and self._cleaned_text is not None:
             return self._cleaned_text
         lines = _traceback.format_exception(self.type, self.value, self.tb)
         return "".join(lines)
@@ -108,10 +154,16 @@ class Failure(BaseException):
         """Write ``getTraceback()`` to ``file`` (default ``sys.stderr``)."""
         (file or sys.stderr).write(self.getTraceback(elideFrameworkCode, detail))
 
-    def printBriefTraceback(self, file: TextIO | None = None) -> None:
-        self.printTraceback(file, detail="brief")
+    def printBriefTraceback(self, file: TextIO | None = None, elideFrameworkCode: int = 0) -> None:
+        """Write the one-line form to ``file`` (default ``sys.stderr``)."""
+        self.printTraceback(file, elideFrameworkCode, detail="brief")
+
+    def printDetailedTraceback(self, file: TextIO | None = None, elideFrameworkCode: int = 0) -> None:
+        """Write the full traceback to ``file`` (default ``sys.stderr``)."""
+        self.printTraceback(file, elideFrameworkCode, detail="verbose")
 
     def getTracebackObject(self) -> TracebackType | None:
+        """The traceback object (``None`` after ``cleanFailure()``)."""
         return self.tb
 
     def cleanFailure(self) -> None:

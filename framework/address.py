@@ -1,0 +1,52 @@
+"""Address objects returned by transports' ``getPeer``/``getHost`` and ports' ``getHost``.
+
+Immutable and hashable, so they can key dictionaries (e.g. per-peer state in a UDP server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["IPv4Address", "IPv6Address", "UNIXAddress"]
+
+_Kind = Literal["TCP", "UDP"]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("TCP", "UDP"):
+        raise ValueError(f"address type must be 'TCP' or 'UDP', not {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4Address:
+    """An IPv4 socket address: ``type`` is ``'TCP'`` or ``'UDP'``."""
+
+    type: _Kind
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        _check_kind(self.type)
+
+
+@dataclass(frozen=True, slots=True)
+class IPv6Address:
+    """An IPv6 socket address, with the flow label and scope id of ``sockaddr_in6``."""
+
+    type: _Kind
+    host: str
+    port: int
+    flowInfo: int = 0
+    scopeID: int | str = 0
+
+    def __post_init__(self) -> None:
+        _check_kind(self.type)
+
+
+@dataclass(frozen=True, slots=True)
+class UNIXAddress:
+    """A UNIX socket address: a filesystem path, a Linux abstract name (leading NUL byte),
+    or ``None`` for an unbound (e.g. client-side) socket."""
+
+    name: str | bytes | None

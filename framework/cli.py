@@ -1,0 +1,836 @@
+"""``reactor-serve``: serve any registered protocol from the command line.
+
+    reactor-serve --protocol echo                 # 127.0.0.1 on the protocol's default port
+    reactor-serve --protocol chat --port 0        # any free port; the startup line says which
+    reactor-serve --list                          # protocols, reactors, middleware, failures
+
+The reactor backend is installed while the options are handled, before any protocol plugin
+code runs. Bad input is one line on stderr and exit status 2 (usage) or 1 (runtime: port in
+use, permission denied, unavailable backend); a traceback only with ``--log-level debug``.
+SIGINT/SIGTERM stop listening at once and let open connections finish for up to ``--grace``
+seconds; a second signal aborts them at once. Either way the exit status is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections import deque
+from typing import Any, Callable, Iterable, NoReturn, Sequence
+
+import framework
+from framework import error
+
+__all__ = ["ServeFactory", "Server", "main"]
+
+PROG = "reactor-serve"
+DEFAULT_PORT = 8000
+DEFAULT_INTERFACE = "127.0.0.1"
+DEFAULT_GRACE = 10.0
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("framework.cli")
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit status 2."""
+
+
+class RuntimeFailure(Exception):
+    """The input was fine but serving failed (busy port, permission...): exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _number(kind: Callable[[str], Any], what: str, minimum: float, strict: bool) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (
+            strict and value == minimum
+        ):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    convert.__name__ = what
+    return convert
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``reactor-serve`` (errors raise :class:`UsageError`)."""
+    p = _Parser(
+        prog=PROG,
+        description="Serve a registered protocol plugin over TCP or UNIX sockets.",
+        epilog="Ctrl-C or SIGTERM stops gracefully; a second signal aborts open connections.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--protocol", metavar="NAME", help="the protocol to serve (see --list)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        metavar="N",
+        help="TCP port (default: the protocol's default port, else 8000; 0 picks a free port)",
+    )
+    p.add_argument(
+        "--interface",
+        metavar="ADDR",
+        help=f"address to bind (default {DEFAULT_INTERFACE}; 0.0.0.0 or :: opens it to the network)",
+    )
+    p.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="ENDPOINT",
+        help="endpoint string, repeatable: tcp:8000:interface=::1, unix:/tmp/echo.sock",
+    )
+    p.add_argument("--reactor", metavar="NAME", help="reactor backend (default: the best available)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="protocol option, repeatable (see --protocol NAME --help-options)",
+    )
+    p.add_argument(
+        "--middleware", action="append", default=[], metavar="NAME", help="enable Deferred middleware, repeatable"
+    )
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default="info",
+        metavar="LEVEL",
+        help="debug, info (default), warning, error or critical",
+    )
+    p.add_argument(
+        "--grace",
+        type=_number(float, "seconds", 0, False),
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long open connections may finish (default 10)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_number(float, "seconds", 0, True),
+        metavar="SECONDS",
+        help="close a connection after this long without receiving data",
+    )
+    p.add_argument(
+        "--message-timeout",
+        type=_number(float, "seconds", 0, True),
+        metavar="SECONDS",
+        help="line-based protocols: close a connection whose line stays incomplete this long",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_number(int, "a connection count", 1, False),
+        metavar="N",
+        help="accept at most N connections at once; others wait until one closes",
+    )
+    p.add_argument("--list", action="store_true", help="list protocols, reactors, middleware and failed plugins")
+    p.add_argument("--help-options", action="store_true", help="with --protocol: list the protocol's options")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``reactor-serve`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    debug = False
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # --help
+            return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+        debug = args.log_level == "debug"
+        _configure_logging(args.log_level)
+        return _run(args)
+    except UsageError as e:
+        return _fail(e, EXIT_USAGE, debug)
+    except RuntimeFailure as e:
+        return _fail(e, EXIT_RUNTIME, debug)
+    except (error.UnknownPluginError, error.PluginOptionError) as e:
+        return _fail(e, EXIT_USAGE, debug)
+    except (error.ReactorUnavailableError, error.CannotListenError, error.PluginError, OSError) as e:
+        return _fail(e, EXIT_RUNTIME, debug)
+    except KeyboardInterrupt:  # before the signal handlers are in place
+        return _fail("interrupted", 128 + signal.SIGINT, debug)
+    except Exception as e:
+        return _fail(f"{type(e).__name__}: {e}", EXIT_RUNTIME, debug)
+
+
+def _fail(message: object, status: int, debug: bool) -> int:
+    if debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    text = " ".join(str(message).split("\n")).strip() or "failed"
+    print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
+    return status
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_reactor_serve", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._reactor_serve = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.version:
+        print(f"{PROG} (reactor-framework) {framework.__version__}")
+        return EXIT_OK
+    if args.list:
+        _print_list(sys.stdout)
+        return EXIT_OK
+    if not args.protocol:
+        raise UsageError("--protocol NAME is required (reactor-serve --list shows the protocols)")
+    from framework import plugins
+
+    if args.help_options:
+        _print_options(plugins.protocols().get(args.protocol), sys.stdout)
+        return EXIT_OK
+    raw_options = _parse_options(args.option)
+
+    # The reactor first: no protocol plugin code may run before the backend is chosen.
+    reactor = _install_reactor(args.reactor)
+    for name in args.middleware:
+        _enable_middleware(name, reactor)
+    entry = plugins.protocols().get(args.protocol)
+    factory = entry.make_factory(raw_options)
+
+    descriptions = list(args.listen)
+    if not descriptions or args.port is not None or args.interface is not None:
+        port = args.port
+        if port is None:
+            port = entry.default_port if entry.default_port is not None else DEFAULT_PORT
+        interface = DEFAULT_INTERFACE if args.interface is None else args.interface
+        descriptions.insert(0, _tcp_description(port, interface))
+    endpoints = [_endpoint(reactor, d) for d in descriptions]
+    if args.message_timeout is not None and not _is_line_based(factory):
+        log.warning(
+            "--message-timeout applies to line-based protocols only; %r is not one: ignored", args.protocol
+        )
+    wrapper = ServeFactory(
+        factory,
+        reactor,
+        idle_timeout=args.idle_timeout,
+        message_timeout=args.message_timeout,
+        max_connections=args.max_connections,
+    )
+    server = Server(reactor, wrapper, endpoints, grace=args.grace, protocol_name=entry.name)
+    return server.run()
+
+
+# --- pieces of _run ----------------------------------------------------------------------------
+
+
+def _install_reactor(name: str | None) -> Any:
+    try:
+        return framework.install_reactor(name)
+    except error.ReactorAlreadyInstalledError:
+        reactor = framework.installed_reactor()
+        if name and reactor is not None and reactor.backend_name != name:
+            raise RuntimeFailure(
+                f"reactor {reactor.backend_name!r} is already installed in this process; cannot use {name!r}"
+            ) from None
+        return reactor
+
+
+def _enable_middleware(name: str, reactor: Any) -> None:
+    from framework import middleware, plugins
+
+    middleware.enable(name)
+    # Middleware that also tunes the reactor (slow-callbacks) learns which one is in use.
+    hook = getattr(plugins.middlewares().get(name).middleware, "reactor_installed", None)
+    if callable(hook):
+        hook(reactor)
+
+
+def _parse_options(items: Iterable[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"bad --option {item!r}: expected KEY=VALUE")
+        if key in options:
+            raise UsageError(f"--option {key} given twice")
+        options[key] = value
+    return options
+
+
+def _tcp_description(port: int, interface: str) -> str:
+    if ":" in interface:
+        return f"tcp6:{port}:interface={interface.replace(':', chr(92) + ':')}"
+    return f"tcp:{port}:interface={interface}"
+
+
+def _endpoint(reactor: Any, description: str) -> Any:
+    from framework import endpoints
+
+    try:
+        return endpoints.serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError, error.PluginError) as e:
+        raise UsageError(f"bad --listen endpoint {description!r}: {e}") from None
+
+
+def _is_line_based(factory: Any) -> bool:
+    try:
+        from framework.basic import LineOnlyReceiver, LineReceiver
+    except ImportError:
+        return False
+    protocol = getattr(factory, "protocol", None)
+    return isinstance(protocol, type) and issubclass(protocol, (LineReceiver, LineOnlyReceiver))
+
+
+def format_address(address: Any) -> str:
+    """``tcp:127.0.0.1:8007``, ``tcp:[::1]:8007`` or ``unix:/path`` for a port's ``getHost()``."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        kind = str(getattr(address, "type", "TCP")).lower()
+        return f"{kind}:[{host}]:{port}" if ":" in host else f"{kind}:{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "backslashreplace")
+        return "unix:" + name.replace("\0", "@")
+    return str(address)
+
+
+# --- --list and --help-options -----------------------------------------------------------------
+
+
+def _origin(entry: Any) -> str:
+    provider = getattr(entry, "provider", None)
+    if isinstance(provider, str):
+        return provider
+    dist = getattr(entry, "distribution", None) or "in code"
+    version = getattr(entry, "version", None)
+    return f"{dist} {version}" if version else str(dist)
+
+
+def _print_list(out: Any) -> None:
+    from framework import plugins
+
+    protocols = plugins.protocols()
+    reactors = plugins.reactors()
+    middlewares = plugins.middlewares()
+    failures = plugins.failures()
+    width = max([len(e.name) for reg in (protocols, reactors, middlewares) for e in reg] + [8])
+
+    def row(name: str, text: str, origin: str) -> str:
+        return f"  {name:<{width}}  {text}  [{origin}]"
+
+    print("Protocols (--protocol NAME):", file=out)
+    for p in sorted(protocols, key=lambda e: e.name):
+        port = f" (default port {p.default_port})" if p.default_port is not None else ""
+        print(row(p.name, (p.description or "-") + port, _origin(p)), file=out)
+    best = None
+    try:
+        best = reactors.best().name
+    except Exception:
+        pass
+    print("Reactors (--reactor NAME):", file=out)
+    for r in sorted(reactors, key=lambda e: e.name):
+        reason = r.availability()
+        state = "available" if reason is None else f"unavailable: {reason}"
+        if r.name == best:
+            state += ", default"
+        print(row(r.name, f"{r.description or '-'} ({state})", _origin(r)), file=out)
+    print("Middleware (--middleware NAME):", file=out)
+    for m in sorted(middlewares, key=lambda e: e.name):
+        print(row(m.name, m.description or "-", _origin(m)), file=out)
+    if failures:
+        print("Plugins that failed to load:", file=out)
+        for f in failures:
+            origin = _origin(f)
+            err = " ".join(str(f.error).split("\n"))
+            print(f"  {f.plugin}  [{origin}]: {err}", file=out)
+
+
+def _print_options(entry: Any, out: Any) -> None:
+    options = list(getattr(entry, "options", ()))
+    if not options:
+        print(f"Protocol {entry.name!r} takes no options.", file=out)
+        return
+    print(f"Options of protocol {entry.name!r} (--option KEY=VALUE):", file=out)
+    rows = []
+    for o in options:
+        kind = str(getattr(o, "type_name", None) or getattr(o.type, "__name__", o.type))
+        extra = " (required)" if o.required else ("" if o.default is None else f" (default: {o.default})")
+        rows.append((f"{o.name}={kind.upper()}", f"{o.help}{extra}"))
+    width = max(len(key) for key, _ in rows)
+    for key, text in rows:
+        print(f"  {key:<{width}}  {text}", file=out)
+
+
+# --- the serving machinery ---------------------------------------------------------------------
+
+
+class _Connection:
+    """Per-connection bookkeeping kept by :class:`ServeFactory`."""
+
+    __slots__ = ("protocol", "last", "idle_call", "message_call", "closing")
+
+    def __init__(self, protocol: Any, now: float) -> None:
+        self.protocol = protocol
+        self.last = now
+        self.idle_call: Any = None
+        self.message_call: Any = None
+        self.closing = False
+
+
+class ServeFactory:
+    """Wraps a protocol factory to count connections, enforce ``idle_timeout``,
+    ``message_timeout`` and ``max_connections``, and let :class:`Server` drain or abort them.
+
+    Protocols are the wrapped factory's own, patched per instance only for what is enabled
+    (with no timeout set, ``dataReceived`` is untouched: the benchmark path stays flat).
+    """
+
+    def __init__(
+        self,
+        wrapped: Any,
+        reactor: Any,
+        *,
+        idle_timeout: float | None = None,
+        message_timeout: float | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        self.wrapped = wrapped
+        self.reactor = reactor
+        self.idle_timeout = idle_timeout
+        self.message_timeout = message_timeout if message_timeout and _is_line_based(wrapped) else None
+        self.max_connections = max_connections
+        self.connections: dict[Any, _Connection] = {}
+        self.ports: list[Any] = []
+        self.accepting = True
+        self._reading_paused = False
+        self.on_empty: Callable[[], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def doStart(self) -> None:
+        self.wrapped.doStart()
+
+    def doStop(self) -> None:
+        self.wrapped.doStop()
+
+    def logPrefix(self) -> str:
+        prefix = getattr(self.wrapped, "logPrefix", None)
+        return prefix() if callable(prefix) else type(self.wrapped).__name__
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if not self.accepting:
+            return None
+        protocol = self.wrapped.buildProtocol(addr)
+        if protocol is None:
+            return None
+        self._track(protocol)
+        return protocol
+
+    def _track(self, protocol: Any) -> None:
+        now = self.reactor.seconds
+        conn = _Connection(protocol, now())
+        self.connections[protocol] = conn
+        original_lost = protocol.connectionLost
+
+        def connectionLost(reason: Any = None, *rest: Any) -> None:
+            try:
+                if reason is None:
+                    original_lost()
+                else:
+                    original_lost(reason, *rest)
+            finally:
+                self._lost(protocol)
+
+        protocol.connectionLost = connectionLost
+        if self.idle_timeout is not None or self.message_timeout is not None:
+            original_data = protocol.dataReceived
+
+            def dataReceived(data: bytes) -> None:
+                conn.last = now()
+                original_data(data)
+                if self.message_timeout is not None:
+                    self._check_message(conn)
+
+            protocol.dataReceived = dataReceived
+        if self.idle_timeout is not None:
+            conn.idle_call = self.reactor.callLater(self.idle_timeout, self._check_idle, conn)
+        if self.max_connections is not None and len(self.connections) >= self.max_connections:
+            self._pause_reading()
+
+    def _lost(self, protocol: Any) -> None:
+        conn = self.connections.pop(protocol, None)
+        if conn is None:
+            return
+        for call in (conn.idle_call, conn.message_call):
+            if call is not None and call.active():
+                call.cancel()
+        conn.idle_call = conn.message_call = None
+        if self._reading_paused and self.accepting and len(self.connections) < (self.max_connections or 0):
+            self._resume_reading()
+        if not self.connections and self.on_empty is not None:
+            self.on_empty()
+
+    # idle and message timeouts
+
+    def _check_idle(self, conn: _Connection) -> None:
+        conn.idle_call = None
+        if conn.protocol not in self.connections:
+            return
+        assert self.idle_timeout is not None
+        quiet = self.reactor.seconds() - conn.last
+        if quiet >= self.idle_timeout:
+            log.info("closing %s: idle for %.1f s", _peer(conn.protocol), quiet)
+            self._close(conn)
+            conn.idle_call = self.reactor.callLater(self.idle_timeout, self._check_idle, conn)
+        else:
+            conn.idle_call = self.reactor.callLater(self.idle_timeout - quiet, self._check_idle, conn)
+
+    def _check_message(self, conn: _Connection) -> None:
+        pending = _pending_bytes(conn.protocol)
+        if pending and conn.message_call is None:
+            assert self.message_timeout is not None
+            conn.message_call = self.reactor.callLater(self.message_timeout, self._message_expired, conn)
+        elif not pending and conn.message_call is not None:
+            if conn.message_call.active():
+                conn.message_call.cancel()
+            conn.message_call = None
+
+    def _message_expired(self, conn: _Connection) -> None:
+        conn.message_call = None
+        if conn.protocol in self.connections and _pending_bytes(conn.protocol):
+            log.info("closing %s: message incomplete after %.1f s", _peer(conn.protocol), self.message_timeout)
+            self._close(conn)
+
+    def _close(self, conn: _Connection) -> None:
+        transport = getattr(conn.protocol, "transport", None)
+        if transport is None:
+            return
+        if conn.closing and hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+        else:
+            conn.closing = True
+            transport.loseConnection()
+
+    # max-connections: stop accepting (the kernel backlog holds newcomers) until one closes
+
+    def _pause_reading(self) -> None:
+        self._reading_paused = True
+        for port in self.ports:
+            stop = getattr(port, "stopReading", None)
+            if callable(stop):
+                stop()
+            else:
+                self.reactor.removeReader(port)
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        for port in self.ports:
+            if getattr(port, "_stopped_listening", False):
+                continue
+            start = getattr(port, "startReading", None)
+            if callable(start):
+                start()
+            else:
+                self.reactor.addReader(port)
+
+    def abort_all(self) -> None:
+        for conn in list(self.connections.values()):
+            transport = getattr(conn.protocol, "transport", None)
+            if transport is None:
+                continue
+            abort = getattr(transport, "abortConnection", None)
+            try:
+                (abort or transport.loseConnection)()
+            except Exception:
+                log.debug("aborting %r failed", conn.protocol, exc_info=True)
+
+
+def _pending_bytes(protocol: Any) -> int:
+    """Bytes of an incomplete line held by a LineReceiver-style protocol (best effort)."""
+    total = 0
+    for attr in ("_buf", "_chat_buffer", "_buffer"):
+        value = getattr(protocol, attr, None)
+        if isinstance(value, (bytes, bytearray)):
+            total += len(value)
+    return total
+
+
+def _peer(protocol: Any) -> str:
+    try:
+        return format_address(protocol.transport.getPeer())
+    except Exception:
+        return repr(protocol)
+
+
+class Server:
+    """Listens on ``endpoints`` with ``factory``, runs the reactor, and handles the signals."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        factory: ServeFactory,
+        endpoints: Sequence[Any],
+        *,
+        grace: float = DEFAULT_GRACE,
+        protocol_name: str = "",
+        out: Any = None,
+    ) -> None:
+        self.reactor = reactor
+        self.factory = factory
+        self.endpoints = list(endpoints)
+        self.grace = grace
+        self.protocol_name = protocol_name
+        self.out = out if out is not None else sys.stdout
+        self.ports: list[Any] = []
+        self.status = EXIT_OK
+        self.failure: BaseException | None = None
+        self.stopping = False
+        self.aborting = False
+        self._grace_call: Any = None
+        self._stop_scheduled = False
+        self._signals: deque[int] = deque()
+        self._waker: _SignalWaker | None = None
+        self._old_handlers: dict[int, Any] = {}
+
+    def run(self) -> int:
+        self._install_signals()
+        try:
+            self.reactor.callWhenRunning(self._start)
+            self.reactor.run(installSignalHandlers=False)
+        finally:
+            self._restore_signals()
+        if self.failure is not None:
+            raise self.failure
+        return self.status
+
+    # startup
+
+    def _start(self) -> None:
+        try:
+            self._listen_all()
+        except BaseException as e:
+            self._startup_failed(e)
+
+    def _listen_all(self) -> None:
+        """Listen on every endpoint; report once all succeeded, or fail on the first error."""
+        results: list[Any] = [None] * len(self.endpoints)
+        pending = [len(self.endpoints)]
+
+        def done(port: Any, index: int) -> None:
+            results[index] = port
+            pending[0] -= 1
+            if self.failure is not None or self.stopping:
+                port.stopListening()
+            elif pending[0] == 0:
+                self._listening(results)
+
+        def failed(failure: Any) -> None:
+            pending[0] -= 1
+            if self.failure is None:
+                self.ports = [p for p in results if p is not None]
+                self._startup_failed(failure.value)
+
+        for index, endpoint in enumerate(self.endpoints):
+            if self.failure is not None:
+                break
+            d = endpoint.listen(self.factory)
+            d.addCallback(done, index)
+            d.addErrback(failed)
+
+    def _startup_failed(self, exc: BaseException) -> None:
+        socket_error = getattr(exc, "socketError", None)
+        if isinstance(socket_error, OSError) and socket_error.errno in (errno.EACCES, errno.EPERM):
+            exc = RuntimeFailure(f"{exc} (ports below 1024 need privileges: try --port 8000 or --port 0)")
+        self.failure = exc
+        for port in self.ports:
+            port.stopListening()
+        self.ports = []
+        self._stop_reactor()
+
+    def _listening(self, ports: list[Any]) -> None:
+        self.ports = list(ports)
+        self.factory.ports = self.ports
+        addresses = []
+        for port in self.ports:
+            address = port.getHost()
+            addresses.append(format_address(address))
+            if getattr(address, "host", None) in ("0.0.0.0", "::", ""):
+                log.warning(
+                    "listening on all interfaces (%s): reachable from other machines", format_address(address)
+                )
+        print(
+            f"{PROG}: serving {self.protocol_name} on {', '.join(addresses)} "
+            f"(reactor {self.reactor.backend_name})",
+            file=self.out,
+            flush=True,
+        )
+        if self._signals:
+            self._handle_signals()
+
+    # signals: the handler only queues the number and wakes the reactor through a pipe
+
+    def _install_signals(self) -> None:
+        self._waker = _SignalWaker(self)
+        self.reactor.addReader(self._waker)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: the caller handles signals
+                break
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        self._old_handlers.clear()
+        if self._waker is not None:
+            try:
+                self.reactor.removeReader(self._waker)
+            except Exception:
+                pass
+            self._waker.close()
+            self._waker = None
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+        if self._waker is not None:
+            self._waker.wake()
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            name = signal.Signals(signum).name
+            if not self.stopping:
+                self.shutdown(name)
+            elif not self.aborting:
+                log.warning("%s again: aborting %d open connection(s)", name, len(self.factory.connections))
+                self.abort()
+
+    # shutdown
+
+    def shutdown(self, why: str = "shutdown") -> None:
+        """Stop listening now; stop the reactor once every connection closed or the grace ends."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.factory.accepting = False
+        for port in self.ports:
+            port._stopped_listening = True
+            try:
+                port.stopListening()
+            except Exception:
+                log.debug("stopListening failed", exc_info=True)
+        open_count = len(self.factory.connections)
+        if not open_count:
+            log.info("%s: stopped listening; no open connections", why)
+            self._stop_reactor()
+            return
+        log.info(
+            "%s: stopped listening; waiting up to %g s for %d open connection(s) (signal again to abort)",
+            why,
+            self.grace,
+            open_count,
+        )
+        self.factory.on_empty = self._stop_reactor
+        self._grace_call = self.reactor.callLater(self.grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace_call = None
+        if self.factory.connections:
+            log.warning("grace period over: aborting %d open connection(s)", len(self.factory.connections))
+            self.abort()
+
+    def abort(self) -> None:
+        """Abort every open connection and stop the reactor."""
+        self.aborting = True
+        self.stopping = True
+        self.factory.accepting = False
+        self.factory.on_empty = self._stop_reactor
+        self.factory.abort_all()
+        if not self.factory.connections:
+            self._stop_reactor()
+        else:
+            # connectionLost normally follows within an iteration; never hang on a stray one.
+            self.reactor.callLater(1.0, self._stop_reactor)
+
+    def _stop_reactor(self) -> None:
+        if self._stop_scheduled:
+            return
+        self._stop_scheduled = True
+        if self._grace_call is not None and self._grace_call.active():
+            self._grace_call.cancel()
+        self._grace_call = None
+        try:
+            self.reactor.stop()
+        except error.ReactorNotRunning:
+            pass
+
+
+class _SignalWaker:
+    """A pipe the reactor reads: the signal handler writes a byte so the loop wakes at once."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def fileno(self) -> int:
+        return self.r
+
+    def wake(self) -> None:
+        try:
+            os.write(self.w, b"\0")
+        except OSError:  # the pipe is full: a wake-up is already pending
+            pass
+
+    def doRead(self) -> None:
+        try:
+            while os.read(self.r, 512):
+                pass
+        except OSError:
+            pass
+        self.server._handle_signals()
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "reactor-serve signals"
+
+    def close(self) -> None:
+        for fd in (self.r, self.w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

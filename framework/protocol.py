@@ -1,0 +1,304 @@
+"""Protocols turn bytes into meaning; factories build one protocol per connection.
+
+Semantics follow ``twisted.internet.protocol``: a transport calls ``makeConnection`` once it is
+connected, then ``dataReceived`` for every chunk read and ``connectionLost`` exactly once at the
+end. A listening port calls its factory's ``doStart`` when it starts and ``doStop`` when it
+stops; the factory's ``startFactory``/``stopFactory`` run around the first and last port.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from framework import error
+from framework.failure import Failure
+from framework.interfaces import (
+    ILoggingContext,
+    IProtocol,
+    IProtocolFactory,
+)
+
+if TYPE_CHECKING:
+    from framework.interfaces import IConnector
+
+__all__ = [
+    "AbstractDatagramProtocol",
+    "BaseProtocol",
+    "ClientFactory",
+    "ConnectedDatagramProtocol",
+    "DatagramProtocol",
+    "Factory",
+    "Protocol",
+    "ReconnectingClientFactory",
+    "ServerFactory",
+    "connectionDone",
+]
+
+log = logging.getLogger("framework.protocol")
+
+#: The default ``reason`` of ``connectionLost``: a clean close.
+connectionDone = Failure(error.ConnectionDone())
+
+_F = TypeVar("_F", bound="Factory")
+
+
+class BaseProtocol:
+    """The connection half every stream protocol shares: ``makeConnection`` and
+    ``connectionMade``."""
+
+    connected = 0
+    transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach ``transport`` and announce the connection (called once by the transport)."""
+        self.connected = 1
+        self.transport = transport
+        self.connectionMade()
+
+    def connectionMade(self) -> None:
+        """The connection is up and ``self.transport`` is set. Override to greet the peer."""
+
+
+class Protocol(BaseProtocol, IProtocol, ILoggingContext):
+    """A stream protocol: override ``dataReceived`` and, when needed, ``connectionMade`` and
+    ``connectionLost``. ``factory`` is the factory that built it (set by ``buildProtocol``)."""
+
+    factory: Any = None
+
+    def logPrefix(self) -> str:
+        return self.__class__.__name__
+
+    def dataReceived(self, data: bytes) -> None:
+        """Some bytes arrived. Chunk boundaries are arbitrary: buffer as the framing needs."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The connection is gone (``reason`` wraps ``ConnectionDone`` for a clean close,
+        ``ConnectionLost`` otherwise). Called exactly once."""
+
+
+class Factory(IProtocolFactory, ILoggingContext):
+    """Builds protocols: ``buildProtocol(addr)`` instantiates ``self.protocol`` and sets its
+    ``factory``. Counts the ports it serves (``numPorts``) so that ``startFactory`` runs once
+    before the first and ``stopFactory`` once after the last."""
+
+    protocol: Callable[[], Any] | None = None
+    numPorts = 0
+    noisy = True
+
+    @classmethod
+    def forProtocol(cls: type[_F], protocol: Callable[[], Any], *args: Any, **kwargs: Any) -> _F:
+        """A factory of this class (built with ``*args, **kwargs``) that builds ``protocol``."""
+        factory = cls(*args, **kwargs)
+        factory.protocol = protocol
+        return factory
+
+    def logPrefix(self) -> str:
+        return self.__class__.__name__
+
+    def doStart(self) -> None:
+        """Called by a port when it starts listening (or a connector when it starts)."""
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Starting factory %r", self)
+            self.startFactory()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Called by a port when it stops; ignored when no port is counted."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Stopping factory %r", self)
+            self.stopFactory()
+
+    def startFactory(self) -> None:
+        """Acquire shared resources (open files, pools...). Runs before the first port."""
+
+    def stopFactory(self) -> None:
+        """Release what ``startFactory`` acquired. Runs after the last port stops."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """Build the protocol for a connection from/to ``addr``; ``None`` refuses it."""
+        protocol = self.protocol
+        if protocol is None:
+            raise TypeError(
+                f"{self.__class__.__name__}.protocol is not set: assign a Protocol class to it, "
+                f"use {self.__class__.__name__}.forProtocol(cls), or override buildProtocol"
+            )
+        p = protocol()
+        p.factory = self
+        return p
+
+
+class ServerFactory(Factory):
+    """A factory for listening ports."""
+
+
+class ClientFactory(Factory):
+    """A factory for outgoing connections, told how each attempt went."""
+
+    def startedConnecting(self, connector: IConnector) -> None:
+        """A connection attempt started; ``connector.stopConnecting()`` cancels it."""
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """The attempt failed (refused, timed out, DNS...); ``connector.connect()`` retries."""
+
+    def clientConnectionLost(self, connector: IConnector, reason: Failure) -> None:
+        """An established connection ended; ``connector.connect()`` reconnects."""
+
+
+class ReconnectingClientFactory(ClientFactory):
+    """A client factory that reconnects with exponential back-off after each failure or loss.
+
+    The delay starts at ``initialDelay``, is multiplied by ``factor`` after every attempt, is
+    capped at ``maxDelay`` and randomised by ``jitter`` (relative standard deviation). After
+    ``maxRetries`` consecutive attempts (``None``: no limit) it gives up. Call ``resetDelay()``
+    from ``buildProtocol`` or ``connectionMade`` once a connection succeeds, and ``stopTrying()``
+    to stop for good. Timers go through ``clock`` (default: the global reactor, looked up only
+    when first needed), so tests can set it to a ``framework.task.Clock``.
+    """
+
+    maxDelay: float = 3600
+    initialDelay: float = 1.0
+    # e and a small jitter: successive delays grow fast without synchronised retry storms.
+    factor: float = 2.7182818284590451
+    jitter: float = 0.11962656472
+    delay: float = initialDelay
+    retries = 0
+    maxRetries: int | None = None
+    continueTrying = 1
+    connector: IConnector | None = None
+    clock: Any = None
+    _callID: Any = None
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def clientConnectionLost(self, connector: IConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def retry(self, connector: IConnector | None = None) -> None:
+        """Schedule ``connector.connect()`` (default: the last connector seen) after the next
+        back-off delay, unless stopped or out of retries."""
+        if not self.continueTrying:
+            if self.noisy:
+                log.info("Abandoning %r on explicit request", connector)
+            return
+        if connector is None:
+            if self.connector is None:
+                raise ValueError("no connector to retry: pass one or connect first")
+            connector = self.connector
+        self.retries += 1
+        if self.maxRetries is not None and self.retries > self.maxRetries:
+            if self.noisy:
+                log.info("Abandoning %r after %d retries", connector, self.maxRetries)
+            return
+        delay = min(self.delay * self.factor, self.maxDelay)
+        if self.jitter:
+            delay = random.normalvariate(delay, delay * self.jitter)
+        self.delay = max(0.0, min(delay, self.maxDelay))
+        if self.noisy:
+            log.info("%r will retry in %g seconds", connector, self.delay)
+
+        target = connector
+
+        def reconnect() -> None:
+            self._callID = None
+            target.connect()
+
+        if self.clock is None:
+            from framework import reactor
+
+            self.clock = reactor
+        self._callID = self.clock.callLater(self.delay, reconnect)
+
+    def stopTrying(self) -> None:
+        """Cancel any pending reconnection and stop the attempt in progress, if any."""
+        if self._callID is not None:
+            self._callID.cancel()
+            self._callID = None
+        self.continueTrying = 0
+        if self.connector is not None:
+            try:
+                self.connector.stopConnecting()
+            except error.NotConnectingError:
+                pass
+
+    def resetDelay(self) -> None:
+        """Back to the initial delay and zero retries (call after a successful connection)."""
+        self.delay = self.initialDelay
+        self.retries = 0
+        self._callID = None
+        self.continueTrying = 1
+
+
+class AbstractDatagramProtocol(ILoggingContext):
+    """What UDP protocols share: the transport and the start/stop bookkeeping."""
+
+    transport: Any = None
+    numPorts = 0
+    noisy = True
+
+    def logPrefix(self) -> str:
+        return self.__class__.__name__
+
+    def doStart(self) -> None:
+        """Called by the port when it starts listening; runs ``startProtocol`` the first time."""
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Starting protocol %r", self)
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Called by the port when it stops; runs ``stopProtocol`` after the last port."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Stopping protocol %r", self)
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        """The protocol is listening: ``self.transport`` is set."""
+
+    def stopProtocol(self) -> None:
+        """The protocol has stopped listening."""
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach the port's transport and start the protocol (called by the port)."""
+        if self.transport is not None:
+            raise RuntimeError(f"{self!r} is already attached to transport {self.transport!r}")
+        self.transport = transport
+        self.doStart()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """One datagram arrived from ``addr`` (a ``(host, port)`` tuple)."""
+
+
+class DatagramProtocol(AbstractDatagramProtocol):
+    """A UDP protocol: override ``datagramReceived(data, addr)``; write with
+    ``self.transport.write(data, addr)``."""
+
+    def connectionRefused(self) -> None:
+        """On a connected UDP transport, the peer answered a datagram with ICMP unreachable."""
+
+
+class ConnectedDatagramProtocol(AbstractDatagramProtocol):
+    """A protocol for a UDP transport connected to a single peer."""
+
+    def datagramReceived(self, datagram: bytes) -> None:  # type: ignore[override]
+        """One datagram arrived from the connected peer."""
+
+    def connectionFailed(self, failure: Failure) -> None:
+        """Connecting the transport failed (e.g. a DNS error)."""

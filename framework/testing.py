@@ -1,0 +1,411 @@
+"""Fakes for unit-testing protocols without sockets, and a pytest plugin.
+
+- ``StringTransport``: a transport that records what is written (``value()``), whether the
+  protocol asked to disconnect (``disconnecting``) and the registered producer.
+- ``StringTransportWithDisconnection``: the same, but ``loseConnection`` calls the protocol's
+  ``connectionLost`` as a real transport would.
+- ``MemoryReactor``: records ``listenTCP``/``connectTCP``/``listenUNIX``/``connectUNIX``/
+  ``listenUDP`` calls (``tcpServers``, ``tcpClients``, ...) and is a ``Clock``, so timers run
+  when the test calls ``advance``.
+- ``Clock``: ``framework.task.Clock``, re-exported.
+
+Registered as the pytest plugin ``reactor_framework`` (entry point ``pytest11``): fixtures
+``string_transport``, ``memory_reactor`` and ``clock``. Importing this module installs no
+reactor and loads no plugin.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any, Callable, Iterable
+
+from framework import error
+from framework.address import IPv4Address, IPv6Address, UNIXAddress
+from framework.failure import Failure
+from framework.interfaces import IConnector, IListeningPort
+from framework.task import Clock
+
+__all__ = [
+    "Clock",
+    "FakeConnector",
+    "FakePort",
+    "MemoryReactor",
+    "MemoryReactorClock",
+    "StringTransport",
+    "StringTransportWithDisconnection",
+]
+
+_Address = IPv4Address | IPv6Address | UNIXAddress
+
+
+class StringTransport:
+    """An in-memory transport for one protocol.
+
+    Writes accumulate in ``value()`` (``clear()`` empties it); ``loseConnection`` and
+    ``abortConnection`` only set ``disconnecting`` (and ``aborted``) so the test decides when
+    to call the protocol's ``connectionLost``. ``producer``/``streaming`` hold the registered
+    producer and ``producerState`` (``'producing'``, ``'paused'``, ``'stopped'``) records what
+    the protocol asked of the transport as a producer.
+    """
+
+    disconnecting = False
+    aborted = False
+    producer: Any = None
+    streaming: bool | None = None
+    producerState = "producing"
+    noDelay = False
+    keepAlive = False
+    writeDisconnected = False
+
+    def __init__(self, hostAddress: _Address | None = None, peerAddress: _Address | None = None) -> None:
+        self.io = io.BytesIO()
+        self.hostAddr: _Address = hostAddress or IPv4Address("TCP", "10.0.0.1", 12345)
+        self.peerAddr: _Address = peerAddress or IPv4Address("TCP", "192.168.1.1", 54321)
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.peerAddr!r} {len(self.value())} bytes written>"
+
+    def value(self) -> bytes:
+        """Everything written since creation or the last ``clear()``."""
+        return self.io.getvalue()
+
+    def clear(self) -> None:
+        """Forget what was written."""
+        self.io = io.BytesIO()
+
+    def write(self, data: bytes) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        self.io.write(data)
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def loseConnection(self) -> None:
+        self.disconnecting = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self.loseConnection()
+
+    def loseWriteConnection(self) -> None:
+        self.writeDisconnected = True
+
+    def getPeer(self) -> _Address:
+        return self.peerAddr
+
+    def getHost(self) -> _Address:
+        return self.hostAddr
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay = bool(enabled)
+
+    def getTcpNoDelay(self) -> bool:
+        return self.noDelay
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.keepAlive = bool(enabled)
+
+    def getTcpKeepAlive(self) -> bool:
+        return self.keepAlive
+
+    # The consumer side: what a protocol registers with its transport.
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if self.producer is not None:
+            raise RuntimeError(f"a producer is already registered: {self.producer!r}")
+        self.producer = producer
+        self.streaming = streaming
+
+    def unregisterProducer(self) -> None:
+        if self.producer is None:
+            raise RuntimeError("no producer is registered")
+        self.producer = None
+        self.streaming = None
+
+    # The producer side: what a protocol asks of its transport (e.g. LineReceiver pausing).
+    def _checkState(self) -> None:
+        if self.disconnecting:
+            raise RuntimeError("cannot pause or resume producing after loseConnection")
+        if self.producerState == "stopped":
+            raise RuntimeError("cannot pause or resume a stopped producer")
+
+    def pauseProducing(self) -> None:
+        self._checkState()
+        self.producerState = "paused"
+
+    def resumeProducing(self) -> None:
+        self._checkState()
+        self.producerState = "producing"
+
+    def stopProducing(self) -> None:
+        self.producerState = "stopped"
+
+
+class StringTransportWithDisconnection(StringTransport):
+    """A ``StringTransport`` whose ``loseConnection`` calls ``protocol.connectionLost`` (once)
+    with ``ConnectionDone`` (``ConnectionAborted`` for ``abortConnection``). Set ``protocol``
+    before use."""
+
+    connected = True
+    protocol: Any = None
+
+    def loseConnection(self) -> None:
+        self._lose(error.ConnectionDone("Bye."))
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self._lose(error.ConnectionAborted())
+
+    def _lose(self, reason: BaseException) -> None:
+        self.disconnecting = True
+        if self.connected:
+            if self.protocol is None:
+                raise RuntimeError(
+                    "StringTransportWithDisconnection.protocol is not set: assign the protocol "
+                    "so loseConnection can call its connectionLost"
+                )
+            self.connected = False
+            self.protocol.connectionLost(Failure(reason))
+
+
+def _address_for(kind: str, host: str, port: int, default_host: str) -> IPv4Address | IPv6Address:
+    if ":" in host:
+        return IPv6Address(kind, host, port)  # type: ignore[arg-type]
+    return IPv4Address(kind, host or default_host, port)  # type: ignore[arg-type]
+
+
+class FakePort(IListeningPort):
+    """What ``MemoryReactor.listen*`` returns: ``getHost()`` and ``stopListening()``."""
+
+    def __init__(self, address: _Address, factory: Any = None) -> None:
+        self._address = address
+        self.factory = factory
+        self.listening = True
+
+    def __repr__(self) -> str:
+        return f"<FakePort {self._address!r}>"
+
+    def getHost(self) -> _Address:
+        return self._address
+
+    def startListening(self) -> None:
+        self.listening = True
+
+    def stopListening(self) -> Any:
+        """Mark the port stopped; returns an already fired Deferred."""
+        from framework.defer import succeed
+
+        self.listening = False
+        return succeed(None)
+
+    loseConnection = stopListening
+
+
+class FakeConnector(IConnector):
+    """What ``MemoryReactor.connect*`` returns: records ``connect``/``disconnect``/
+    ``stopConnecting`` calls instead of doing them."""
+
+    def __init__(self, address: _Address, factory: Any = None) -> None:
+        self._address = address
+        self.factory = factory
+        self.connectCalls = 0
+        self.disconnected = False
+        self.stoppedConnecting = False
+        self.state = "connecting"
+
+    def __repr__(self) -> str:
+        return f"<FakeConnector {self._address!r}>"
+
+    def getDestination(self) -> _Address:
+        return self._address
+
+    def connect(self) -> None:
+        """Record a (re)connection attempt, telling the factory as a real connector would."""
+        self.connectCalls += 1
+        self.state = "connecting"
+        self.stoppedConnecting = False
+        if self.factory is not None:
+            self.factory.startedConnecting(self)
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self.state = "disconnected"
+
+    def stopConnecting(self) -> None:
+        if self.state != "connecting":
+            raise error.NotConnectingError("we are not trying to connect")
+        self.stoppedConnecting = True
+        self.state = "disconnected"
+
+
+class MemoryReactor(Clock):
+    """A reactor that records what it is asked to do and does none of it; timers are a
+    ``Clock``'s (``advance`` runs them).
+
+    ``tcpServers`` holds ``(port, factory, backlog, interface)``, ``tcpClients``
+    ``(host, port, factory, timeout, bindAddress)``, ``unixServers``
+    ``(address, factory, backlog, mode, wantPID)``, ``unixClients``
+    ``(address, factory, timeout, checkPID)`` and ``udpServers``
+    ``(port, protocol, interface, maxPacketSize)``. ``connectors`` and ``ports`` hold what was
+    returned. A ``listen*`` call for a port that is in ``failListen`` raises
+    ``CannotListenError``, to test error paths.
+    """
+
+    backend_name = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tcpServers: list[tuple[Any, ...]] = []
+        self.tcpClients: list[tuple[Any, ...]] = []
+        self.unixServers: list[tuple[Any, ...]] = []
+        self.unixClients: list[tuple[Any, ...]] = []
+        self.udpServers: list[tuple[Any, ...]] = []
+        self.connectors: list[FakeConnector] = []
+        self.ports: list[FakePort] = []
+        self.failListen: set[Any] = set()
+        self.readers: set[Any] = set()
+        self.writers: set[Any] = set()
+        self.running = False
+        self.hasRun = False
+        self.hasStopped = False
+        self.hasCrashed = False
+        self.whenRunningHooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        self.triggers: dict[str, dict[str, list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]]] = {}
+
+    # Core
+    def run(self, installSignalHandlers: bool = True) -> None:
+        """Run the ``callWhenRunning`` hooks, then stop (nothing else is driven)."""
+        if self.running:
+            raise error.ReactorAlreadyRunning("MemoryReactor is already running")
+        self.running = True
+        self.hasRun = True
+        for f, args, kwargs in self.whenRunningHooks:
+            f(*args, **kwargs)
+        self.stop()
+
+    def stop(self) -> None:
+        self.running = False
+        self.hasStopped = True
+
+    def crash(self) -> None:
+        self.hasCrashed = True
+        self.running = False
+
+    def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.whenRunningHooks.append((f, args, kwargs))
+
+    def addSystemEventTrigger(
+        self, phase: str, eventType: str, f: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[str, str, int]:
+        triggers = self.triggers.setdefault(phase, {}).setdefault(eventType, [])
+        triggers.append((f, args, kwargs))
+        return (phase, eventType, len(triggers) - 1)
+
+    def removeSystemEventTrigger(self, triggerID: tuple[str, str, int]) -> None:
+        phase, eventType, index = triggerID
+        self.triggers[phase][eventType][index] = (lambda: None, (), {})
+
+    def fireSystemEvent(self, eventType: str) -> None:
+        """Run the recorded triggers for ``eventType`` (before, during, after)."""
+        for phase in ("before", "during", "after"):
+            for f, args, kwargs in list(self.triggers.get(phase, {}).get(eventType, ())):
+                f(*args, **kwargs)
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Queued as a zero-delay timer: runs at the next ``advance``."""
+        self.callLater(0, f, *args, **kwargs)
+
+    # Descriptors
+    def addReader(self, reader: Any) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader: Any) -> None:
+        self.readers.discard(reader)
+
+    def addWriter(self, writer: Any) -> None:
+        self.writers.add(writer)
+
+    def removeWriter(self, writer: Any) -> None:
+        self.writers.discard(writer)
+
+    def removeAll(self) -> list[Any]:
+        everything = list(self.readers | self.writers)
+        self.readers.clear()
+        self.writers.clear()
+        return everything
+
+    def getReaders(self) -> list[Any]:
+        return list(self.readers)
+
+    def getWriters(self) -> list[Any]:
+        return list(self.writers)
+
+    # Network
+    def _listen(self, key: Any, interface: str, address: _Address, factory: Any) -> FakePort:
+        if key in self.failListen:
+            raise error.CannotListenError(interface, key, OSError("address in use (MemoryReactor.failListen)"))
+        port = FakePort(address, factory)
+        self.ports.append(port)
+        return port
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> FakePort:
+        self.tcpServers.append((port, factory, backlog, interface))
+        return self._listen(port, interface, _address_for("TCP", interface, port, "0.0.0.0"), factory)
+
+    def connectTCP(
+        self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None
+    ) -> FakeConnector:
+        self.tcpClients.append((host, port, factory, timeout, bindAddress))
+        return self._connect(_address_for("TCP", host, port, host), factory)
+
+    def listenUNIX(
+        self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
+    ) -> FakePort:
+        self.unixServers.append((address, factory, backlog, mode, wantPID))
+        return self._listen(address, address, UNIXAddress(address), factory)
+
+    def connectUNIX(
+        self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False
+    ) -> FakeConnector:
+        self.unixClients.append((address, factory, timeout, checkPID))
+        return self._connect(UNIXAddress(address), factory)
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> FakePort:
+        self.udpServers.append((port, protocol, interface, maxPacketSize))
+        return self._listen(port, interface, _address_for("UDP", interface, port, "0.0.0.0"), protocol)
+
+    def _connect(self, address: _Address, factory: Any) -> FakeConnector:
+        connector = FakeConnector(address, factory)
+        self.connectors.append(connector)
+        factory.startedConnecting(connector)
+        return connector
+
+
+#: Twisted's name for a memory reactor that is also a clock.
+MemoryReactorClock = MemoryReactor
+
+
+# The fixtures exist only under pytest (which has imported itself before loading plugins), so
+# importing this module elsewhere never drags pytest in.
+pytest: Any = sys.modules.get("pytest")
+
+if pytest is not None:
+
+    @pytest.fixture
+    def string_transport() -> StringTransport:
+        """A fresh ``StringTransport``."""
+        return StringTransport()
+
+    @pytest.fixture
+    def memory_reactor() -> MemoryReactor:
+        """A fresh ``MemoryReactor`` (also a ``Clock``)."""
+        return MemoryReactor()
+
+    @pytest.fixture
+    def clock() -> Clock:
+        """A fresh deterministic ``Clock``."""
+        return Clock()

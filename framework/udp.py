@@ -1,0 +1,275 @@
+"""UDP: a listening ``Port`` that is the transport of a ``DatagramProtocol``.
+
+Semantics follow ``twisted.internet.udp``: ``datagramReceived(data, (host, port))`` for every
+datagram, ``transport.write(data, (host, port))``, and connected UDP
+(``transport.connect(host, port)`` then ``write(data)``; an ICMP "port unreachable" answer
+calls ``protocol.connectionRefused()``). Hosts must be IP addresses: resolving a name would
+block the reactor (use ``reactor.resolve`` first).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import TYPE_CHECKING, Any, Iterable
+
+from framework import error
+from framework.failure import Failure
+from framework.interfaces import IListeningPort, IReadDescriptor
+from framework.protocol import ConnectedDatagramProtocol
+from framework.tcp import _address, _isIPv4, _isIPv6
+
+if TYPE_CHECKING:
+    from framework.defer import Deferred
+
+__all__ = ["Port", "listenUDP"]
+
+log = logging.getLogger("framework.udp")
+
+#: Most datagrams read per read event, so one busy port cannot starve the others.
+READ_BATCH = 128
+
+
+def _checkHost(host: Any) -> None:
+    if not isinstance(host, str) or not (_isIPv4(host) or _isIPv6(host)):
+        raise ValueError(
+            f"UDP needs an IP address, not {host!r}: resolve names first (reactor.resolve)")
+
+
+class Port(IReadDescriptor, IListeningPort):
+    """A UDP socket bound to ``interface:port``, delivering datagrams to ``protocol``."""
+
+    def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+                 reactor: Any = None) -> None:
+        if reactor is None:
+            from framework import reactor as global_reactor
+
+            reactor = global_reactor
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.maxPacketSize = maxPacketSize
+        self.reactor = reactor
+        self.socket: socket.socket | None = None
+        self.connected = False
+        self._fd = -1
+        self._reading = False
+        self._connectedAddr: tuple[str, int] | None = None
+        self._realPort: int | None = None
+        self._hosts: set[str] = set()
+        self._hostAddress: Any = None
+
+    def __repr__(self) -> str:
+        where = self._realPort if self._realPort is not None else self.port
+        state = "listening" if self.connected else "not listening"
+        return f"<{type(self.protocol).__name__} on UDP {where!r} ({state})>"
+
+    def logPrefix(self) -> str:
+        return f"{type(self.protocol).__name__} (UDP)"
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def getHandle(self) -> socket.socket | None:
+        return self.socket
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def startListening(self) -> None:
+        """Bind now (``CannotListenError`` on failure), then start the protocol."""
+        if self.connected:
+            raise error.AlreadyListened(f"{self!r} is already listening")
+        iface = self.interface
+        family = socket.AF_INET6 if iface and _isIPv6(iface) else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as e:
+            raise error.CannotListenError(iface, self.port, e) from e
+        try:
+            sock.bind((iface, self.port))
+            sock.setblocking(False)
+        except (OSError, OverflowError, TypeError) as e:
+            sock.close()
+            raise error.CannotListenError(iface, self.port, e) from e
+        self.socket = sock
+        self._fd = sock.fileno()
+        self._realPort = sock.getsockname()[1]
+        self._hostAddress = _address(family, sock.getsockname(), "UDP")
+        self.connected = True
+        try:
+            self.protocol.makeConnection(self)
+        except BaseException:
+            self.connected = False
+            self._fd = -1
+            self.socket = None
+            sock.close()
+            raise
+        if self.connected:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def doRead(self) -> Any:
+        sock = self.socket
+        if sock is None or not self._reading:
+            return None
+        recvfrom = sock.recvfrom
+        size = self.maxPacketSize
+        protocol = self.protocol
+        received = protocol.datagramReceived
+        plain = not isinstance(protocol, ConnectedDatagramProtocol)
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                return None
+            except ConnectionRefusedError:
+                if self._connectedAddr is not None:
+                    self._refused()
+                continue
+            except OSError as e:
+                if e.errno in (errno.EMSGSIZE, errno.ECONNRESET, errno.ENETUNREACH,
+                               errno.EHOSTUNREACH):
+                    continue
+                log.error("%s: reading failed: %s", self.logPrefix(), e)
+                return None
+            if len(addr) > 2:
+                addr = addr[:2]
+            try:
+                if plain:
+                    received(data, addr)
+                else:
+                    received(data)
+            except Exception:
+                log.error("Unhandled exception in %s.datagramReceived (from %r)",
+                          type(protocol).__name__, addr, exc_info=True)
+            if not self._reading:
+                return None
+        return None
+
+    def _refused(self) -> None:
+        try:
+            self.protocol.connectionRefused()
+        except Exception:
+            log.exception("Error in %s.connectionRefused", type(self.protocol).__name__)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, datagram: bytes, addr: tuple[str, int] | None = None) -> Any:
+        """Send one datagram to ``addr`` (or to the connected peer, when ``addr`` is None).
+
+        Raises ``MessageLengthError`` when it is too long for the socket. A datagram refused
+        by a connected peer calls ``protocol.connectionRefused()``.
+        """
+        sock = self.socket
+        if sock is None or not self.connected:
+            raise RuntimeError(f"{self!r} is not listening: cannot write")
+        if isinstance(datagram, str):
+            raise TypeError("write() takes bytes, not str: encode the text first")
+        connected = self._connectedAddr
+        for _ in range(8):
+            try:
+                if connected is None:
+                    if addr is None:
+                        raise ValueError("write() needs an address: this UDP transport is not "
+                                         "connected (see transport.connect)")
+                    if addr[0] not in self._hosts:
+                        self._checkedHost(addr[0])
+                    return sock.sendto(datagram, addr)
+                if addr is not None and tuple(addr) != connected:
+                    raise ValueError(f"this UDP transport is connected to {connected!r}; "
+                                     f"cannot write to {addr!r}")
+                return sock.send(datagram)
+            except InterruptedError:
+                continue
+            except ConnectionRefusedError:
+                if connected is not None:
+                    self._refused()
+                return None
+            except socket.gaierror as e:
+                raise ValueError(f"UDP needs an IP address, not {addr!r}: {e}") from e
+            except OSError as e:
+                if e.errno == errno.EMSGSIZE:
+                    raise error.MessageLengthError(
+                        f"datagram of {len(datagram)} bytes is too long to send") from e
+                raise
+        return None
+
+    def _checkedHost(self, host: Any) -> None:
+        """Refuse host names (sendto would resolve them, blocking the reactor); remember
+        the addresses already checked."""
+        _checkHost(host)
+        if len(self._hosts) >= 1024:
+            self._hosts.clear()
+        self._hosts.add(host)
+
+    def writeSequence(self, seq: Iterable[bytes], addr: tuple[str, int] | None = None) -> Any:
+        """Send the chunks of ``seq`` joined as one datagram."""
+        return self.write(b"".join(seq), addr)
+
+    def connect(self, host: str, port: int) -> None:
+        """Talk to ``host:port`` only: ``write(data)`` needs no address, datagrams from others
+        are dropped by the kernel, and ICMP refusals reach ``connectionRefused``."""
+        if self._connectedAddr is not None:
+            raise RuntimeError(f"already connected to {self._connectedAddr!r}; "
+                               "reconnecting is not supported")
+        if self.socket is None:
+            raise RuntimeError(f"{self!r} is not listening: cannot connect")
+        _checkHost(host)
+        self.socket.connect((host, port))
+        self._connectedAddr = (host, port)
+
+    # -- options ------------------------------------------------------------------------------
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        if self.socket is not None:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, int(bool(enabled)))
+
+    def getBroadcastAllowed(self) -> bool:
+        if self.socket is None:
+            return False
+        return bool(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST))
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def stopListening(self) -> Deferred:
+        """Close the socket and stop the protocol; the Deferred has fired once closed."""
+        from framework.defer import succeed
+
+        if self.connected:
+            self.connectionLost(Failure(error.ConnectionDone("port closed")))
+        return succeed(None)
+
+    loseConnection = stopListening
+
+    def connectionLost(self, reason: Failure) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        if self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+        self._fd = -1
+        if self.socket is not None:
+            self.socket.close()
+        self._connectedAddr = None
+        try:
+            self.protocol.doStop()
+        except Exception:
+            log.exception("Error stopping protocol %r", self.protocol)
+
+    def getHost(self) -> Any:
+        """The bound address (with the real port); still known after stopping."""
+        if self._hostAddress is None:
+            raise RuntimeError(f"{self!r} has never listened")
+        return self._hostAddress
+
+
+def listenUDP(reactor: Any, port: int, protocol: Any, interface: str = "",
+              maxPacketSize: int = 8192) -> Port:
+    """Bind a UDP socket on ``interface:port`` now and start ``protocol`` on it."""
+    p = Port(port, protocol, interface, maxPacketSize, reactor)
+    p.startListening()
+    return p

@@ -1,0 +1,34 @@
+"""Discard (RFC 863): reads and throws away everything it receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework import hookimpl
+from framework.protocol import Factory, Protocol
+
+__all__ = ["Discard", "DiscardFactory", "register_protocols"]
+
+DEFAULT_PORT = 8009
+
+
+class Discard(Protocol):
+    """Ignore all input; never write."""
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+class DiscardFactory(Factory):
+    protocol = Discard
+    noisy = False
+
+
+@hookimpl
+def register_protocols(registry: Any) -> None:
+    registry.add(
+        "discard",
+        DiscardFactory,
+        description="RFC 863 discard: reads and ignores everything",
+        default_port=DEFAULT_PORT,
+    )

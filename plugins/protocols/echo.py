@@ -1,0 +1,48 @@
+"""Echo (RFC 862): every byte received is sent back.
+
+This is the benchmark server, so ``dataReceived`` is as short as it can be. The transport is
+registered as a streaming producer of itself: when a client stops reading and the send buffer
+fills, the transport pauses reading from that client, so its memory on the server stays bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framework import hookimpl
+from framework.protocol import Factory, Protocol
+
+__all__ = ["Echo", "EchoFactory", "register_protocols"]
+
+DEFAULT_PORT = 8007
+
+
+class Echo(Protocol):
+    """Send back whatever arrives."""
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        transport.registerProducer(transport, True)
+        if type(self).dataReceived is Echo.dataReceived and "dataReceived" not in self.__dict__:
+            # One call less per read: the transport's write *is* the protocol's behaviour.
+            self.dataReceived = transport.write  # type: ignore[method-assign]
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class EchoFactory(Factory):
+    """Builds an :class:`Echo` per connection."""
+
+    protocol = Echo
+    noisy = False
+
+
+@hookimpl
+def register_protocols(registry: Any) -> None:
+    registry.add(
+        "echo",
+        EchoFactory,
+        description="RFC 862 echo: sends back every byte it receives",
+        default_port=DEFAULT_PORT,
+    )

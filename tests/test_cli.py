@@ -1,0 +1,455 @@
+"""``reactor-serve`` as a user runs it: real subprocesses, real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytest
+
+import framework
+from framework import plugins
+
+SERVE = [sys.executable, "-m", "framework"]
+STARTUP = re.compile(r"^reactor-serve: serving (\S+) on (.+) \(reactor (\S+)\)$")
+TIMEOUT = 15.0
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SERVE, *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
+
+
+class Served:
+    """A running ``reactor-serve``; ``addresses`` are parsed from its startup line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [*SERVE, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self._out = b""
+        self._err = b""
+        self._sel = selectors.DefaultSelector()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for f in (self.proc.stdout, self.proc.stderr):
+            os.set_blocking(f.fileno(), False)
+            self._sel.register(f, selectors.EVENT_READ)
+        line = self.wait_stdout(STARTUP)
+        m = STARTUP.match(line)
+        assert m is not None
+        self.protocol, self.reactor = m.group(1), m.group(3)
+        self.addresses = m.group(2).split(", ")
+
+    def tcp_port(self, index: int = 0) -> int:
+        kind, rest = self.addresses[index].split(":", 1)
+        assert kind == "tcp"
+        host, port = rest.rsplit(":", 1)
+        assert host in ("127.0.0.1", "[::1]")
+        return int(port)
+
+    def _pump(self, deadline: float) -> bool:
+        """Read what is available (waiting until ``deadline``); False once both pipes closed."""
+        if not self._sel.get_map():
+            return False
+        for key, _ in self._sel.select(max(0.0, deadline - time.monotonic())):
+            data = os.read(key.fd, 65536)
+            if not data:
+                self._sel.unregister(key.fileobj)
+            elif key.fileobj is self.proc.stdout:
+                self._out += data
+            else:
+                self._err += data
+        return True
+
+    def _wait(self, which: str, pattern: re.Pattern[str], timeout: float = TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = (self._out if which == "out" else self._err).decode(errors="replace")
+            for line in text.splitlines():
+                if pattern.search(line):
+                    return line
+            if time.monotonic() > deadline or not self._pump(deadline):
+                raise AssertionError(f"{pattern.pattern!r} not seen on std{which}; stdout={self._out!r} stderr={self._err!r}")
+
+    def wait_stdout(self, pattern: re.Pattern[str] | str, timeout: float = TIMEOUT) -> str:
+        return self._wait("out", re.compile(pattern) if isinstance(pattern, str) else pattern, timeout)
+
+    def wait_stderr(self, pattern: str, timeout: float = TIMEOUT) -> str:
+        return self._wait("err", re.compile(pattern), timeout)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = TIMEOUT) -> int:
+        """Wait for exit, collecting output; returns the exit status."""
+        deadline = time.monotonic() + timeout
+        while self._pump(deadline) and time.monotonic() < deadline:
+            pass
+        return self.proc.wait(max(0.1, deadline - time.monotonic()))
+
+    @property
+    def stderr(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for key in list(self._sel.get_map().values()):
+            self._sel.unregister(key.fileobj)
+        self._sel.close()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Served:
+        s = Served(*args, env=env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.close()
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        data = sock.recv(n - len(buf))
+        assert data, f"closed after {buf!r}"
+        buf += data
+    return buf
+
+
+def recv_line(sock: socket.socket) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        data = sock.recv(1)
+        assert data, f"closed after {buf!r}"
+        buf += data
+    return buf
+
+
+def recv_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+def test_echo_round_trip_and_startup_line(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0")
+    assert s.protocol == "echo"
+    assert s.reactor in plugins.reactors().names()
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"hello, reactor\n")
+        assert recv_exactly(c, 15) == b"hello, reactor\n"
+    s.signal(signal.SIGINT)
+    assert s.finish() == 0
+    assert "Traceback" not in s.stderr
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("reactor-serve")
+    assert script.exists()
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"reactor-serve (reactor-framework) {framework.__version__}"
+
+
+def test_python_dash_m_framework_is_the_cli() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and framework.__version__ in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["select", "poll"])
+def test_reactor_choice(serve: Any, backend: str) -> None:
+    s = serve("--protocol", "echo", "--port", "0", "--reactor", backend)
+    assert s.reactor == backend
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"x")
+        assert recv_exactly(c, 1) == b"x"
+    s.signal()
+    assert s.finish() == 0
+
+
+def test_several_listen_endpoints_tcp_and_unix(serve: Any, tmp_path: Path) -> None:
+    path = tmp_path / "echo.sock"
+    s = serve("--protocol", "echo", "--listen", "tcp:0:interface=127.0.0.1", "--listen", f"unix:{path}")
+    assert len(s.addresses) == 2
+    assert s.addresses[1] == f"unix:{path}"
+    with connect(s.tcp_port(0)) as c:
+        c.sendall(b"tcp")
+        assert recv_exactly(c, 3) == b"tcp"
+    with socket.socket(socket.AF_UNIX) as u:
+        u.settimeout(TIMEOUT)
+        u.connect(str(path))
+        u.sendall(b"unix")
+        assert recv_exactly(u, 4) == b"unix"
+    s.signal()
+    assert s.finish() == 0
+
+
+def test_protocol_options_reach_the_protocol(serve: Any, tmp_path: Path) -> None:
+    poem = tmp_path / "poem.txt"
+    poem.write_bytes(b"line one\nline two\n" * 3)
+    s = serve("--protocol", "poetry", "--port", "0", "--option", "file=" + str(poem), "--option", "chunk=7",
+              "--option", "delay=0")
+    with connect(s.tcp_port()) as c:
+        assert recv_until_closed(c) == poem.read_bytes()
+    s.signal()
+    assert s.finish() == 0
+
+
+def test_middleware_can_be_enabled(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0", "--middleware", "contextvars", "--middleware", "tracing",
+              "--middleware", "slow-callbacks")
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"mw")
+        assert recv_exactly(c, 2) == b"mw"
+    s.signal()
+    assert s.finish() == 0
+
+
+# --- graceful shutdown --------------------------------------------------------------------------
+
+
+def test_sigterm_stops_listening_and_lets_a_transfer_finish(serve: Any) -> None:
+    poem = framework_poem()
+    s = serve("--protocol", "poetry", "--port", "0", "--option", "chunk=40", "--option", "delay=0.05")
+    port = s.tcp_port()
+    with connect(port) as c:
+        first = c.recv(40)  # the transfer is under way
+        assert first
+        s.signal(signal.SIGTERM)
+        s.wait_stderr(r"stopped listening")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+        rest = recv_until_closed(c)
+    assert first + rest == poem
+    assert s.finish() == 0
+
+
+def framework_poem() -> bytes:
+    from plugins.protocols.poetry import BUILTIN_POEM
+
+    return BUILTIN_POEM.encode()
+
+
+def test_second_signal_aborts_open_connections(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0")
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"ping")
+        assert recv_exactly(c, 4) == b"ping"
+        s.signal(signal.SIGTERM)
+        s.wait_stderr(r"waiting up to 10 s for 1 open connection")
+        s.signal(signal.SIGINT)
+        assert recv_until_closed(c) == b""
+    assert s.finish() == 0
+    assert "aborting 1 open connection" in s.stderr
+
+
+def test_grace_period_end_aborts_what_is_left(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0", "--grace", "0.2")
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"ping")
+        assert recv_exactly(c, 4) == b"ping"
+        s.signal(signal.SIGTERM)
+        assert recv_until_closed(c) == b""
+    assert s.finish() == 0
+    assert "grace period over" in s.stderr
+
+
+def test_idle_timeout_closes_quiet_connections(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0", "--idle-timeout", "0.2")
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"hi")
+        assert recv_exactly(c, 2) == b"hi"
+        assert recv_until_closed(c) == b""
+    s.wait_stderr(r"idle for")
+    s.signal()
+    assert s.finish() == 0
+
+
+def test_message_timeout_closes_a_stalled_line(serve: Any) -> None:
+    s = serve("--protocol", "chat", "--port", "0", "--message-timeout", "0.2")
+    with connect(s.tcp_port()) as c:
+        assert recv_line(c).startswith(b"* welcome")
+        c.sendall(b"/who\n")
+        assert recv_line(c).startswith(b"* here:")
+        c.sendall(b"an unfinished li")
+        assert recv_until_closed(c) == b""
+    s.wait_stderr(r"message incomplete")
+    s.signal()
+    assert s.finish() == 0
+
+
+def test_max_connections_holds_newcomers_until_one_leaves(serve: Any) -> None:
+    s = serve("--protocol", "chat", "--port", "0", "--max-connections", "1")
+    port = s.tcp_port()
+    with connect(port) as a:
+        assert recv_line(a).startswith(b"* welcome, you are guest1")
+        with connect(port) as b:  # completes in the kernel backlog, not accepted yet
+            b.sendall(b"/who\n")
+            a.sendall(b"/who\n")
+            assert recv_line(a) == b"* here: guest1\r\n"
+            a.sendall(b"/quit\n")
+            assert recv_line(a) == b"* bye\r\n"
+            assert recv_until_closed(a) == b""
+            assert recv_line(b).startswith(b"* welcome, you are guest2")
+            assert recv_line(b) == b"* here: guest2\r\n"
+    s.signal()
+    assert s.finish() == 0
+
+
+# --- --list, --help-options ---------------------------------------------------------------------
+
+
+def test_list_shows_every_kind_of_plugin() -> None:
+    result = run_cli("--list")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    version = framework.__version__
+    for name in ("echo", "discard", "chargen", "daytime", "time", "qotd", "poetry", "chat"):
+        assert re.search(rf"^  {name}\s.*\[reactor-framework {re.escape(version)}\]$", out, re.M), name
+    for name in ("contextvars", "slow-callbacks", "tracing"):
+        assert re.search(rf"^  {name}\s.*\[reactor-framework {re.escape(version)}\]$", out, re.M), name
+    assert "Reactors (--reactor NAME):" in out
+    assert re.search(r"^  (epoll|poll|select)\s.*\(available", out, re.M)
+    assert "default" in out
+    assert result.stderr == ""
+
+
+def test_help_options_lists_declared_options() -> None:
+    result = run_cli("--protocol", "poetry", "--help-options")
+    assert result.returncode == 0, result.stderr
+    for name in ("file=", "chunk=INT", "delay=FLOAT"):
+        assert name in result.stdout
+    result = run_cli("--protocol", "echo", "--help-options")
+    assert result.returncode == 0 and "takes no options" in result.stdout
+
+
+# --- bad input: one line on stderr, a non-zero status, no traceback -----------------------------
+
+
+def unavailable_backend_env(tmp_path: Path) -> dict[str, str]:
+    """An environment where a plugin registers a reactor backend that is never available."""
+    site = tmp_path / "site"
+    (site / "never_backend-1.0.dist-info").mkdir(parents=True, exist_ok=True)
+    (site / "never_backend-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: never-backend\nVersion: 1.0\n"
+    )
+    (site / "never_backend-1.0.dist-info" / "entry_points.txt").write_text(
+        "[reactor_framework]\nnever = never_backend\n"
+    )
+    (site / "never_backend.py").write_text(
+        textwrap.dedent(
+            """
+            from framework import hookimpl
+
+            @hookimpl
+            def register_reactors(registry):
+                registry.add("never", object, description="never here",
+                             available=lambda: False, priority=-100)
+            """
+        )
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def busy_port() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
+
+
+BAD_USAGE: list[tuple[Sequence[str], str]] = [
+    (["--protocol", "ech"], "echo"),
+    (["--protocol", "echo", "--reactor", "epol"], "epoll"),
+    (["--protocol", "echo", "--middleware", "tracin"], "tracing"),
+    (["--protocol", "echo", "--option", "bogus=1"], "bogus"),
+    (["--protocol", "echo", "--option", "novalue"], "KEY=VALUE"),
+    (["--protocol", "poetry", "--option", "chunk=lots"], "chunk"),
+    (["--protocol", "poetry", "--option", "file=/nonexistent/poem.txt"], "poem.txt"),
+    (["--protocol", "echo", "--port", "70000"], "port"),
+    (["--protocol", "echo", "--grace", "-1"], "grace"),
+    (["--protocol", "echo", "--max-connections", "0"], "max-connections"),
+    (["--protocol", "echo", "--idle-timeout", "soon"], "idle-timeout"),
+    (["--protocol", "echo", "--listen", "carrier-pigeon:8000"], "carrier-pigeon"),
+    (["--protocol", "echo", "--log-level", "loud"], "log-level"),
+    (["--port", "0"], "--protocol"),
+    (["--no-such-flag"], "--no-such-flag"),
+]
+
+
+@pytest.mark.parametrize(("args", "mentions"), BAD_USAGE, ids=[" ".join(a) for a, _ in BAD_USAGE])
+def test_usage_errors(args: Sequence[str], mentions: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2, result
+    assert_one_error_line(result.stderr, mentions)
+    assert result.stdout == ""
+
+
+def test_port_in_use_is_a_runtime_error() -> None:
+    with busy_port() as taken:
+        result = run_cli("--protocol", "echo", "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "in use")
+
+
+def test_unavailable_backend_is_a_runtime_error(tmp_path: Path) -> None:
+    result = run_cli("--protocol", "echo", "--port", "0", "--reactor", "never", env=unavailable_backend_env(tmp_path))
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "never")
+    listing = run_cli("--list", env=unavailable_backend_env(tmp_path))
+    assert re.search(r"^  never\s.*unavailable.*\[never-backend 1\.0\]$", listing.stdout, re.M)
+
+
+def test_debug_log_level_shows_the_traceback() -> None:
+    result = run_cli("--protocol", "ech", "--log-level", "debug")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("reactor-serve: error:")
+
+
+def assert_one_error_line(stderr: str, mentions: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("reactor-serve: error: "), stderr
+    assert mentions in lines[0], stderr
+    assert "Traceback" not in stderr

@@ -1,0 +1,52 @@
+"""The reactor tutorial examples, run as scripts."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_read_descriptor_example() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(30)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"hello from the peer")
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLES / "reactor_readdescriptor.py"), "127.0.0.1",
+             str(server.getsockname()[1])],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        t.join(30)
+        server.close()
+    assert errors == []
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "received: hello from the peer"
+    assert lines[-1].startswith("connection lost: Connection was closed cleanly")
+
+
+def test_threads_example() -> None:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "reactor_threads.py"), "0.3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # Dots while the thread sleeps, then the thread's result.
+    assert re.fullmatch(r"\.+\nslept 0\.3 seconds in a thread\n", proc.stdout), proc.stdout

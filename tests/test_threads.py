@@ -1,0 +1,287 @@
+"""Threads: callFromThread, the thread pool, deferToThreadPool, blockingCallFromThread."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from framework import threads
+from framework.defer import Deferred
+from framework.eventloop import Reactor
+from framework.threads import ThreadPool, blockingCallFromThread, callMultipleInThread, deferToThreadPool
+from tests.util import run_until, run_until_true
+
+
+def test_call_from_thread_wakes_a_sleeping_loop(reactor: Reactor) -> None:
+    """No timers and no I/O: only the waker can end the poll."""
+    seen: list[str] = []
+
+    def from_thread() -> None:
+        reactor.callFromThread(seen.append, threading.current_thread().name)
+        reactor.callFromThread(reactor.stop)
+
+    t = threading.Thread(target=from_thread, name="helper")
+    reactor.callWhenRunning(t.start)
+    guard = reactor.callLater(20, reactor.crash)
+    reactor.run(installSignalHandlers=False)
+    t.join()
+    assert guard.active(), "the loop was not woken by callFromThread"
+    guard.cancel()
+    assert seen == ["helper"]
+
+
+def test_call_from_thread_before_run(reactor: Reactor) -> None:
+    seen: list[int] = []
+    reactor.callFromThread(seen.append, 1)
+    t = threading.Thread(target=reactor.callFromThread, args=(seen.append, 2))
+    t.start()
+    t.join()
+    assert seen == []
+    run_until_true(reactor, lambda: len(seen) == 2)
+    assert seen == [1, 2]
+
+
+def test_call_from_thread_runs_in_reactor_thread_with_kwargs(reactor: Reactor) -> None:
+    seen: list[Any] = []
+
+    def record(a: int, b: int = 0) -> None:
+        seen.append((a, b, threading.get_ident()))
+
+    t = threading.Thread(target=reactor.callFromThread, args=(record, 1), kwargs={"b": 2})
+    t.start()
+    t.join()
+    run_until_true(reactor, lambda: seen)
+    assert seen == [(1, 2, threading.get_ident())]
+
+
+def test_call_from_many_threads_keeps_each_threads_order(reactor: Reactor) -> None:
+    n_threads, n_calls = 4, 2000
+    seen: list[tuple[int, int]] = []
+    start = threading.Barrier(n_threads)
+
+    def produce(k: int) -> None:
+        start.wait()
+        for i in range(n_calls):
+            reactor.callFromThread(seen.append, (k, i))
+
+    workers = [threading.Thread(target=produce, args=(k,)) for k in range(n_threads)]
+    for w in workers:
+        w.start()
+    run_until_true(reactor, lambda: len(seen) == n_threads * n_calls)
+    for w in workers:
+        w.join()
+    for k in range(n_threads):
+        assert [i for kk, i in seen if kk == k] == list(range(n_calls))
+
+
+def test_exception_in_call_from_thread_is_logged(reactor: Reactor, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+
+    def bad() -> None:
+        raise LookupError("bad hand-off")
+
+    reactor.callFromThread(bad)
+    reactor.callFromThread(seen.append, "next")
+    with caplog.at_level(logging.ERROR, logger="framework.eventloop"):
+        run_until_true(reactor, lambda: seen)
+    assert "bad hand-off" in caplog.text
+
+
+def test_call_in_thread_runs_elsewhere(reactor: Reactor) -> None:
+    seen: list[int] = []
+    reactor.callInThread(lambda: reactor.callFromThread(seen.append, threading.get_ident()))
+    run_until_true(reactor, lambda: seen)
+    assert seen[0] != threading.get_ident()
+
+
+def test_defer_to_thread_pool_result_and_failure(reactor: Reactor) -> None:
+    pool = reactor.getThreadPool()
+    assert reactor.getThreadPool() is pool
+    main_ident = threading.get_ident()
+    assert run_until(reactor, deferToThreadPool(reactor, pool, lambda x, y=0: x + y, 2, y=3)) == 5
+    assert run_until(reactor, deferToThreadPool(reactor, pool, threading.get_ident)) != main_ident
+
+    def fail() -> None:
+        raise ArithmeticError("in thread")
+
+    with pytest.raises(ArithmeticError, match="in thread"):
+        run_until(reactor, deferToThreadPool(reactor, pool, fail))
+
+
+def test_defer_to_thread_pool_with_executor(reactor: Reactor) -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        assert run_until(reactor, deferToThreadPool(reactor, executor, pow, 2, 10)) == 1024
+
+
+def test_defer_to_thread_is_a_plain_function() -> None:
+    def blocking(x: int) -> int:
+        return x
+
+    bound = threads.deferToThread.__get__(blocking)
+    assert bound.__func__ is threads.deferToThread
+    assert bound.__self__ is blocking
+
+
+def test_callbacks_fire_in_reactor_thread(reactor: Reactor) -> None:
+    where: list[int] = []
+    d = deferToThreadPool(reactor, reactor.getThreadPool(), lambda: None)
+    d.addCallback(lambda _: where.append(threading.get_ident()))
+    run_until(reactor, d)
+    assert where == [threading.get_ident()]
+
+
+def test_call_multiple_in_thread(reactor: Reactor) -> None:
+    seen: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    def record(item: str) -> None:
+        seen.append((item, threading.get_ident()))
+
+    callMultipleInThread([(record, ("a",), {}), (record, (), {"item": "b"}), (done.set, (), {})],
+                         reactor=reactor)
+    assert done.wait(10)
+    assert [s[0] for s in seen] == ["a", "b"]
+    assert seen[0][1] == seen[1][1] != threading.get_ident()
+
+
+def test_blocking_call_from_thread(reactor: Reactor) -> None:
+    results: list[Any] = []
+
+    def worker() -> None:
+        results.append(blockingCallFromThread(reactor, lambda: threading.get_ident()))
+        d: Deferred[str] = Deferred()
+        reactor.callFromThread(reactor.callLater, 0, d.callback, "later")
+        results.append(blockingCallFromThread(reactor, lambda: d))
+        try:
+            blockingCallFromThread(reactor, lambda: 1 / 0)
+        except ZeroDivisionError as e:
+            results.append(e)
+
+    reactor.callInThread(worker)
+    run_until_true(reactor, lambda: len(results) == 3)
+    assert results[0] == threading.get_ident()
+    assert results[1] == "later"
+    assert isinstance(results[2], ZeroDivisionError)
+
+
+def test_blocking_call_from_reactor_thread_raises(reactor: Reactor) -> None:
+    raised: list[BaseException] = []
+
+    def in_reactor() -> None:
+        try:
+            blockingCallFromThread(reactor, lambda: None)
+        except RuntimeError as e:
+            raised.append(e)
+
+    reactor.callLater(0, in_reactor)
+    run_until_true(reactor, lambda: raised)
+    assert "reactor thread" in str(raised[0])
+
+
+def test_suggest_thread_pool_size(reactor: Reactor) -> None:
+    reactor.suggestThreadPoolSize(3)
+    pool = reactor.getThreadPool()
+    assert pool.max == 3
+    reactor.suggestThreadPoolSize(5)
+    assert pool.max == 5
+    with pytest.raises(ValueError):
+        reactor.suggestThreadPoolSize(0)
+
+
+def test_pool_never_exceeds_its_size(reactor: Reactor) -> None:
+    reactor.suggestThreadPoolSize(2)
+    release = threading.Event()
+    running: set[int] = set()
+    peak = [0]
+    lock = threading.Lock()
+
+    def busy() -> None:
+        with lock:
+            running.add(threading.get_ident())
+            peak[0] = max(peak[0], len(running))
+        release.wait(10)
+
+    pool = reactor.getThreadPool()
+    for _ in range(6):
+        pool.callInThread(busy)
+    run_until_true(reactor, lambda: len(pool.threads) == 2 and len(running) == 2)
+    release.set()
+    assert peak[0] == 2
+
+
+def test_shutdown_waits_for_queued_work(reactor: Reactor) -> None:
+    done: list[int] = []
+    for i in range(5):
+        reactor.callInThread(done.append, i)
+    reactor.callWhenRunning(reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    assert sorted(done) == list(range(5))
+
+
+def test_shutdown_does_not_hang_on_a_blocked_worker(reactor: Reactor, caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def blocked() -> None:
+        started.set()
+        release.wait(30)
+
+    reactor.thread_shutdown_timeout = 0.05
+    reactor.callInThread(blocked)
+    assert started.wait(10)
+    reactor.callWhenRunning(reactor.stop)
+    with caplog.at_level(logging.WARNING, logger="framework.threads"):
+        reactor.run(installSignalHandlers=False)
+    release.set()
+    assert "still busy" in caplog.text
+
+
+def test_thread_pool_restarts_after_reactor_restart(reactor: Reactor) -> None:
+    pool = deferToThreadPool(reactor, reactor.getThreadPool(), lambda: 1)
+    assert run_until(reactor, pool) == 1
+    reactor.callWhenRunning(reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    assert run_until(reactor, deferToThreadPool(reactor, reactor.getThreadPool(), lambda: 2)) == 2
+
+
+def test_thread_pool_standalone() -> None:
+    pool = ThreadPool(1, 2, name="standalone")
+    pool.start()
+    assert len(pool.threads) == 1
+    results: list[Any] = []
+    done = threading.Event()
+
+    def on_result(ok: bool, value: Any) -> None:
+        results.append((ok, value))
+        if len(results) == 2:
+            done.set()
+
+    pool.callInThreadWithCallback(on_result, lambda: "fine")
+    pool.callInThreadWithCallback(on_result, lambda: {}["missing"])
+    assert done.wait(10)
+    pool.stop(timeout=10)
+    assert pool.threads == []
+    oks = sorted(results, key=lambda r: r[0])
+    assert oks[1] == (True, "fine")
+    assert oks[0][0] is False and oks[0][1].check(KeyError)
+    with pytest.raises(ValueError):
+        ThreadPool(3, 2)
+
+
+def test_thread_pool_logs_unhandled_errors(caplog: pytest.LogCaptureFixture) -> None:
+    pool = ThreadPool(0, 1)
+    done = threading.Event()
+
+    def boom() -> None:
+        raise IndexError("lost in thread")
+
+    with caplog.at_level(logging.ERROR, logger="framework.threads"):
+        pool.callInThread(boom)
+        pool.callInThread(done.set)
+        assert done.wait(10)
+        pool.stop(timeout=10)
+    assert "lost in thread" in caplog.text
