@@ -429,7 +429,7 @@ class ServeFactory:
         self.idle_timeout = idle_timeout
         self.message_timeout = message_timeout if message_timeout and _is_line_based(wrapped) else None
         self.max_connections = max_connections
-        self.connections: dict[Any, _Connection] = {}
+        self.connections: dict[int, _Connection] = {}  # by id(protocol)
         self.ports: list[Any] = []
         self.accepting = True
         self._reading_paused = False
@@ -454,13 +454,16 @@ class ServeFactory:
         protocol = self.wrapped.buildProtocol(addr)
         if protocol is None:
             return None
-        self._track(protocol)
+        try:
+            self._track(protocol)
+        except AttributeError:  # a protocol with __slots__ and no __dict__: serve it untracked
+            self.connections.pop(id(protocol), None)
+            log.debug("cannot track %r: timeouts and graceful shutdown do not apply to it", protocol)
         return protocol
 
     def _track(self, protocol: Any) -> None:
         now = self.reactor.seconds
         conn = _Connection(protocol, now())
-        self.connections[protocol] = conn
         original_lost = protocol.connectionLost
 
         def connectionLost(reason: Any = None, *rest: Any) -> None:
@@ -473,6 +476,7 @@ class ServeFactory:
                 self._lost(protocol)
 
         protocol.connectionLost = connectionLost
+        self.connections[id(protocol)] = conn
         if self.idle_timeout is not None or self.message_timeout is not None:
             original_data = protocol.dataReceived
 
@@ -489,7 +493,7 @@ class ServeFactory:
             self._pause_reading()
 
     def _lost(self, protocol: Any) -> None:
-        conn = self.connections.pop(protocol, None)
+        conn = self.connections.pop(id(protocol), None)
         if conn is None:
             return
         for call in (conn.idle_call, conn.message_call):
@@ -505,7 +509,7 @@ class ServeFactory:
 
     def _check_idle(self, conn: _Connection) -> None:
         conn.idle_call = None
-        if conn.protocol not in self.connections:
+        if id(conn.protocol) not in self.connections:
             return
         assert self.idle_timeout is not None
         quiet = self.reactor.seconds() - conn.last
@@ -528,7 +532,7 @@ class ServeFactory:
 
     def _message_expired(self, conn: _Connection) -> None:
         conn.message_call = None
-        if conn.protocol in self.connections and _pending_bytes(conn.protocol):
+        if id(conn.protocol) in self.connections and _pending_bytes(conn.protocol):
             log.info("closing %s: message incomplete after %.1f s", _peer(conn.protocol), self.message_timeout)
             self._close(conn)
 

@@ -661,7 +661,15 @@ class Deferred(Generic[_T]):
                 result.raiseException()
             return cast(_T, result)
         # Suspend: the driver (ensureDeferred / inlineCallbacks) waits on this Deferred and
-        # sends its result back in, or throws its failure in.
+        # sends its result back in, or throws its failure in. An asyncio Task cannot wait on
+        # a Deferred, so when an asyncio loop runs in this thread, wait on a Future instead.
+        getLoop = _getRunningLoop
+        if getLoop is not None or "asyncio" in _sys_modules:
+            if getLoop is None:
+                getLoop = _cacheGetRunningLoop()
+            loop = getLoop()
+            if loop is not None:
+                return cast(_T, (yield from _awaitInLoop(self, loop)))
         return cast(_T, (yield self))
 
     @classmethod
@@ -739,6 +747,57 @@ class Deferred(Generic[_T]):
         return f"<{name} at 0x{id(self):x}{state}>"
 
     __str__ = __repr__
+
+
+_sys_modules = sys.modules
+# asyncio's _get_running_loop, once asyncio is imported (until then no loop can be running).
+_getRunningLoop: Callable[[], asyncio.AbstractEventLoop | None] | None = None
+
+
+def _cacheGetRunningLoop() -> Callable[[], asyncio.AbstractEventLoop | None]:
+    global _getRunningLoop
+    from asyncio import events
+
+    _getRunningLoop = events._get_running_loop
+    return _getRunningLoop
+
+
+def _awaitInLoop(d: Deferred[Any], loop: asyncio.AbstractEventLoop) -> Generator[Any, Any, Any]:
+    """Wait for unfired ``d`` from a coroutine running while ``loop`` runs.
+
+    Yields a Future of ``loop`` bridged to ``d`` (cancelling either cancels the other). Our own
+    driver (ensureDeferred/inlineCallbacks started from asyncio code) sends a non-Deferred
+    straight back: then the bridge is switched off (a pass-through) and ``d`` itself waited on.
+    """
+    future = loop.create_future()
+    live = True
+
+    def adapt(result: Any) -> Any:
+        if not live:
+            return result
+        if not future.cancelled():
+            if isinstance(result, Failure):
+                try:
+                    future.set_exception(result.value)
+                except TypeError:  # StopIteration cannot cross a Future
+                    future.set_exception(RuntimeError(f"Deferred failed with {result.value!r}"))
+            else:
+                future.set_result(result)
+        return None
+
+    def checkCancel(f: asyncio.Future[Any]) -> None:
+        if live and f.cancelled():
+            d.cancel()
+
+    future.add_done_callback(checkCancel)
+    d.addBoth(adapt)
+    future._asyncio_future_blocking = True  # what Future.__await__ sets: "wait for me"
+    sent = yield future
+    if sent is future:
+        live = False
+        future.remove_done_callback(checkCancel)
+        return (yield d)
+    return future.result()
 
 
 def _cancelledToTimedOutError(value: Any, timeout: float) -> Any:

@@ -74,10 +74,10 @@ class DelayedCall:
     """A call scheduled with ``callLater``: ``cancel``, ``reset``, ``delay``, ``active``,
     ``getTime``. ``called`` and ``cancelled`` say what became of it."""
 
-    __slots__ = ("time", "func", "args", "kw", "called", "cancelled", "_owner", "_seq")
+    __slots__ = ("time", "func", "args", "kw", "called", "cancelled", "_owner", "_entry")
 
     def __init__(self, time: float, func: Callable[..., Any], args: tuple[Any, ...],
-                 kw: dict[str, Any], owner: Any, seq: int) -> None:
+                 kw: dict[str, Any], owner: Any) -> None:
         self.time = time
         self.func = func
         self.args = args
@@ -85,8 +85,8 @@ class DelayedCall:
         self.called = False
         self.cancelled = False
         self._owner = owner
-        # The sequence number of this call's live heap entry; -1 once it is cancelled.
-        self._seq = seq
+        # The reactor's heap entry [time, seq, call] for this call, or None.
+        self._entry: list[Any] | None = None
 
     def getTime(self) -> float:
         """When the call is due, on its clock's ``seconds()`` scale."""
@@ -103,7 +103,10 @@ class DelayedCall:
         if self.called or self.cancelled:
             self._check_active()
         self.cancelled = True
-        self._seq = -1
+        entry = self._entry
+        if entry is not None:
+            entry[2] = None
+            self._entry = None
         # Its heap entry is now stale and left in place (the reactor compacts lazily); a
         # Clock sets _compact_at to -1 to remove the call at once.
         owner = self._owner
@@ -204,7 +207,9 @@ class _Event:
         self.before: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self.during: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self.after: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-        self.firing = False
+        # A fresh token while firing, None otherwise; a firing abandoned by the end of run()
+        # gets a new token (or None), so its late 'before' Deferreds are ignored.
+        self.firing: object | None = None
 
 
 class Reactor:
@@ -227,9 +232,9 @@ class Reactor:
         self._readers: dict[Any, int] = {}
         self._writers: dict[Any, int] = {}
         self._masks: dict[int, int] = {}
-        # Timers: a heap of (time, seq, DelayedCall); cancelled or moved calls leave stale
+        # Timers: a heap of [time, seq, DelayedCall]; cancelled or moved calls leave stale
         # entries behind (lazy deletion), counted in _stale and compacted when they dominate.
-        self._timers: list[tuple[float, int, DelayedCall]] = []
+        self._timers: list[list[Any]] = []
         self._counter = count()
         self._stale = 0
         self._compact_at = sys.maxsize  # see DelayedCall.cancel: the reactor compacts lazily
@@ -274,13 +279,14 @@ class Reactor:
             self._compact()
         seq = next(self._counter)
         when = _monotonic() + delay
-        call = DelayedCall(when, callable, args, kw, self, seq)
-        heappush(self._timers, (when, seq, call))
+        call = DelayedCall(when, callable, args, kw, self)
+        call._entry = entry = [when, seq, call]
+        heappush(self._timers, entry)
         return call
 
     def getDelayedCalls(self) -> list[DelayedCall]:
         """The scheduled calls that have neither run nor been cancelled."""
-        return [entry[2] for entry in self._timers if entry[2]._seq == entry[1]]
+        return [entry[2] for entry in self._timers if entry[2] is not None]
 
     def _compact(self) -> None:
         """Drop the stale entries if they are more than half of the heap. Called when timers
@@ -290,17 +296,19 @@ class Reactor:
             if self._stale == len(heap):
                 heap.clear()
             else:
-                heap[:] = [entry for entry in heap if entry[2]._seq == entry[1]]
+                heap[:] = [entry for entry in heap if entry[2] is not None]
                 heapify(heap)
             self._stale = 0
 
     def _move_call(self, call: DelayedCall) -> None:
-        seq = next(self._counter)
-        call._seq = seq
-        self._stale += 1  # its previous entry is now stale
+        old = call._entry
+        if old is not None:
+            old[2] = None  # now stale
+        self._stale += 1
         if self._stale > _MIN_STALE_TO_COMPACT:
             self._compact()
-        heappush(self._timers, (call.time, seq, call))
+        call._entry = entry = [call.time, next(self._counter), call]
+        heappush(self._timers, entry)
 
     def _run_timers(self, now: float) -> None:
         heap = self._timers
@@ -311,9 +319,10 @@ class Reactor:
             if when > now or seq > limit:
                 break
             heappop(heap)
-            if call._seq != seq:
+            if call is None:
                 self._stale -= 1
                 continue
+            call._entry = None
             call.called = True
             try:
                 call.func(*call.args, **call.kw)
@@ -329,9 +338,10 @@ class Reactor:
             if when > now or seq > limit:
                 break
             heappop(heap)
-            if call._seq != seq:
+            if call is None:
                 self._stale -= 1
                 continue
+            call._entry = None
             call.called = True
             started = _perf_counter()
             try:
@@ -664,8 +674,10 @@ class Reactor:
             else:
                 self._run_thread_calls_timed()
         if heap:
+            if self._stale > _MIN_STALE_TO_COMPACT:
+                self._compact()
             now = _monotonic()
-            if heap[0][0] <= now:
+            if heap and heap[0][0] <= now:
                 if slow is None:
                     self._run_timers(now)
                 else:
@@ -678,9 +690,7 @@ class Reactor:
         if calls:
             timeout: float | None = 0.0
         elif heap:
-            if self._stale > _MIN_STALE_TO_COMPACT:
-                self._compact()
-            while heap and heap[0][2]._seq != heap[0][1]:
+            while heap and heap[0][2] is None:
                 heappop(heap)
                 self._stale -= 1
             if heap:
@@ -751,6 +761,11 @@ class Reactor:
             self._stopped = True
             self._just_stopped = False
             self._loop_thread = None
+            # A startup or shutdown left waiting on a Deferred by crash() is abandoned.
+            for name in ("startup", "shutdown"):
+                event = self._events.get(name)
+                if event is not None:
+                    event.firing = None
             if saved:
                 for signum, handler in saved.items():
                     signal.signal(signum, handler)
@@ -864,9 +879,9 @@ class Reactor:
         event = self._events.get(eventType)
         if event is None:
             event = self._events[eventType] = _Event()
-        if event.firing:
+        if event.firing is not None:
             return
-        event.firing = True
+        token = event.firing = object()
         pending: list[Any] = []
         while event.before:
             func, args, kw = event.before.pop(0)
@@ -886,7 +901,7 @@ class Reactor:
             if isinstance(result, Failure):
                 logger.error("'before' %s trigger failed:\n%s", eventType, result.getTraceback())
             remaining[0] -= 1
-            if remaining[0] == 0:
+            if remaining[0] == 0 and event.firing is token:
                 self._continue_firing(eventType, event)
 
         for d in pending:
@@ -914,7 +929,7 @@ class Reactor:
                 except Exception:
                     logger.error("Error in 'after' %s trigger %r", eventType, func, exc_info=True)
         finally:
-            event.firing = False
+            event.firing = None
 
     # -- transports (implemented in framework.tcp, .unix, .udp) ----------------------------------
 

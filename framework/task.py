@@ -7,7 +7,6 @@ tests drive them with a ``Clock`` instead of waiting for real time.
 
 from __future__ import annotations
 
-from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from framework.eventloop import DelayedCall
@@ -29,7 +28,6 @@ class Clock:
     def __init__(self) -> None:
         self.rightNow = 0.0
         self.calls: list[DelayedCall] = []
-        self._counter = count()
         # DelayedCall.cancel bookkeeping: -1 makes every cancel call _cancel_call.
         self._stale = 0
         self._compact_at = -1
@@ -42,7 +40,7 @@ class Clock:
         """Schedule ``callable(*args, **kw)`` ``delay`` fake seconds from now."""
         if not delay >= 0:
             raise ValueError(f"callLater() needs a delay >= 0, got {delay!r}")
-        call = DelayedCall(self.rightNow + delay, callable, args, kw, self, next(self._counter))
+        call = DelayedCall(self.rightNow + delay, callable, args, kw, self)
         self.calls.append(call)
         self._sort()
         return call

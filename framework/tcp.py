@@ -119,7 +119,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
 
     __slots__ = (
         "socket", "reactor", "connector", "connected", "disconnecting", "disconnected",
-        "_protocol", "_dataReceived", "_halfClose", "_fd", "_recv", "_send", "_sendmsg",
+        "_protocol", "_dataReceived", "_halfClose", "_fd", "_recv", "_send",
         "_buf", "_buflen", "_reading", "_writing", "_readPaused", "_lost", "_closing", "_fast",
         "_readDisconnected", "_writeDisconnecting", "_writeDisconnected",
         "_producer", "_streaming", "_producerPaused", "_peer", "_host", "sessionno",
@@ -138,7 +138,6 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         self._fd = sock.fileno()
         self._recv = sock.recv
         self._send = sock.send
-        self._sendmsg = sock.sendmsg if _HAS_SENDMSG else None
         self._buf: list[Any] = []
         self._buflen = 0
         self._reading = False
@@ -344,8 +343,8 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             try:
                 if len(buf) == 1:
                     sent = self._send(buf[0])
-                elif self._sendmsg is not None:
-                    sent = self._sendmsg(buf[:_IOV_MAX] if len(buf) > _IOV_MAX else buf)
+                elif _HAS_SENDMSG:
+                    sent = self.socket.sendmsg(buf[:_IOV_MAX] if len(buf) > _IOV_MAX else buf)
                 else:
                     joined = b"".join(buf)
                     buf[:] = [joined]
@@ -760,7 +759,13 @@ class Port(IReadDescriptor, IListeningPort):
         if protocol is None:
             sock.close()
             return
-        transport = self.transport(sock, protocol, peer, self, self.sessionno, self.reactor)  # type: ignore[call-arg]
+        try:
+            transport = self.transport(sock, protocol, peer, self, self.sessionno, self.reactor)  # type: ignore[call-arg]
+        except Exception:
+            log.error("Cannot serve %r with %r from %s.buildProtocol; closing that connection",
+                      peer, protocol, type(factory).__name__, exc_info=True)
+            sock.close()
+            return
         transport._start()
 
     def _configure(self, sock: socket.socket) -> None:
@@ -1055,8 +1060,16 @@ class BaseConnector(IConnector):
             self._connectionFailed(Failure(error.ConnectError(
                 string=f"{type(self.factory).__name__}.buildProtocol returned None")))
             return
+        try:
+            transport = self.transportClass(sock, protocol, peer, self.reactor, self)
+        except Exception:
+            reason = Failure()
+            log.error("Cannot serve %r with %r from %s.buildProtocol", peer, protocol,
+                      type(self.factory).__name__, exc_info=True)
+            sock.close()
+            self._connectionFailed(reason)
+            return
         self.state = "connected"
-        transport = self.transportClass(sock, protocol, peer, self.reactor, self)
         self.transport = transport
         transport._start()
 

@@ -60,8 +60,8 @@ class StringTransport:
 
     def __init__(self, hostAddress: _Address | None = None, peerAddress: _Address | None = None) -> None:
         self.io = io.BytesIO()
-        self.hostAddr: _Address = hostAddress or IPv4Address("TCP", "10.0.0.1", 12345)
-        self.peerAddr: _Address = peerAddress or IPv4Address("TCP", "192.168.1.1", 54321)
+        self.hostAddr: _Address = hostAddress or IPv4Address("TCP", "127.0.0.1", 12345)
+        self.peerAddr: _Address = peerAddress or IPv4Address("TCP", "127.0.0.1", 54321)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} {self.peerAddr!r} {len(self.value())} bytes written>"

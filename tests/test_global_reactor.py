@@ -80,8 +80,6 @@ def test_second_install_names_the_first_installer() -> None:
     assert "poll" in last and "<string>:3" in last
 
 
-@pytest.mark.xfail(reason="framework/__init__.py _caller() names the importlib frame for "
-                   "'from framework import reactor' (reported to the lead)", strict=False)
 def test_install_after_first_use_names_the_first_use() -> None:
     proc = run_script("""
         import framework

@@ -215,6 +215,25 @@ def test_before_trigger_deferred_delays_shutdown(reactor: Reactor) -> None:
     assert seen == ["still running=True", "during"]
 
 
+def test_crash_during_shutdown_then_run_again(reactor: Reactor) -> None:
+    """A shutdown abandoned by crash() (e.g. a second Ctrl-C) does not stick to the next run."""
+    stuck: Deferred[None] = Deferred()
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: stuck)
+    reactor.callWhenRunning(reactor.stop)
+    reactor.callWhenRunning(reactor.callLater, 0.01, reactor.crash)
+    reactor.run(installSignalHandlers=False)
+    seen: list[str] = []
+    reactor.addSystemEventTrigger("after", "shutdown", seen.append, "second shutdown")
+    reactor.callWhenRunning(reactor.stop)
+    guard = reactor.callLater(10, reactor.crash)
+    reactor.run(installSignalHandlers=False)
+    assert seen == ["second shutdown"]
+    assert guard.active()
+    guard.cancel()
+    stuck.callback(None)  # late: must not disturb anything
+    assert not reactor.running
+
+
 def test_failing_before_deferred_still_shuts_down(reactor: Reactor, caplog: pytest.LogCaptureFixture) -> None:
     d: Deferred[None] = Deferred()
     reactor.addSystemEventTrigger("before", "shutdown", lambda: d)
@@ -725,6 +744,33 @@ SIGNAL_SCRIPT = textwrap.dedent("""
                 else "int lost")
     print(",".join(seen))
 """)
+
+
+SECOND_SIGNAL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from framework import plugins
+    from framework.defer import Deferred
+    from framework.eventloop import Reactor
+
+    entry = plugins.reactors().get(sys.argv[1])
+    reactor = Reactor(entry.factory(), entry.name)
+
+    def slow_cleanup():
+        os.kill(os.getpid(), signal.SIGINT)  # the impatient second Ctrl-C
+        return Deferred()                    # never fires
+
+    reactor.addSystemEventTrigger("before", "shutdown", slow_cleanup)
+    reactor.callWhenRunning(os.kill, os.getpid(), signal.SIGINT)
+    reactor.run()
+    print("returned", reactor.running)
+""")
+
+
+def test_second_signal_stops_at_once(reactor: Reactor) -> None:
+    proc = subprocess.run([sys.executable, "-c", SECOND_SIGNAL_SCRIPT, reactor.backend_name],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "returned False"
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])

@@ -416,6 +416,28 @@ def test_eight_mebibytes_then_lose_connection_arrive_whole(reactor: Any) -> None
     run_until(reactor, port.stopListening())
 
 
+def test_thousands_of_small_buffered_writes_arrive_in_order(reactor: Any) -> None:
+    class Slow(Recorder):
+        def connectionMade(self) -> None:
+            Recorder.connectionMade(self)
+            self.transport.pauseProducing()
+
+    port, sp, cp = pair(reactor, Slow)
+    filler = b"f" * (8 << 20)  # fills the kernel buffers, so what follows is buffered
+    cp.transport.write(filler)
+    pieces = [b"%06d," % i for i in range(5000)]  # more chunks than one sendmsg takes
+    for piece in pieces:
+        cp.transport.write(piece)
+    assert cp.transport.get_write_buffer_size() >= len(pieces) * 7
+    sp.transport.resumeProducing()
+    expected = filler + b"".join(pieces)
+    run_until_true(reactor, lambda: sp.received == len(expected), timeout=60)
+    assert sp.data == expected
+    cp.transport.loseConnection()
+    wait_lost(reactor, sp)
+    run_until(reactor, port.stopListening())
+
+
 def test_data_sent_before_the_peer_hangs_up_is_delivered_first(reactor: Any) -> None:
     sf = ServerFactory()
     port = listen(reactor, sf)
@@ -681,7 +703,7 @@ def test_exception_in_data_received_closes_only_that_connection(reactor: Any, ca
 
 
 @pytest.mark.parametrize("failure", ["buildProtocol raises", "buildProtocol returns None",
-                                     "connectionMade raises"])
+                                     "connectionMade raises", "not a protocol"])
 def test_failures_while_accepting_close_that_socket_and_keep_accepting(
         reactor: Any, caplog: Any, failure: str) -> None:
     caplog.set_level(logging.ERROR, logger="framework.tcp")
@@ -700,6 +722,8 @@ def test_failures_while_accepting_close_that_socket_and_keep_accepting(
                 raise RuntimeError("no protocol for you")
             if self.first and failure == "buildProtocol returns None":
                 return None
+            if self.first and failure == "not a protocol":
+                return object()
             return ServerFactory.buildProtocol(self, addr)
 
     sf = Picky(Grumpy)

@@ -122,7 +122,8 @@ def test_live_listener_or_non_socket_path_cannot_be_taken(reactor: Any, sockdir:
     with pytest.raises(error.CannotListenError, match="not a socket") as info:
         reactor.listenUNIX(plain, ServerFactory())
     assert plain in str(info.value)
-    assert open(plain).read() == "not a socket"
+    with open(plain) as fh:
+        assert fh.read() == "not a socket"
     with pytest.raises(error.CannotListenError):
         reactor.listenUNIX(os.path.join(sockdir, "no", "such", "dir.sock"), ServerFactory())
     assert reactor.getReaders() == []
