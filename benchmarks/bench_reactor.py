@@ -217,7 +217,11 @@ def measure(impl: str, bench: str, n: int, repeat: int, backend: str | None) -> 
         cmd = [sys.executable, __file__, "--child", impl, bench, "-n", str(n)]
         if backend:
             cmd += ["--backend", backend]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            print(f"  {impl}/{bench} did not finish within 120 s", file=sys.stderr)
+            return None
         if proc.returncode:
             print(f"  {impl}/{bench} failed:\n{proc.stderr}", file=sys.stderr)
             return None

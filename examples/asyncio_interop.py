@@ -128,7 +128,11 @@ def run(argv: list[str] | None = None) -> int:
     from plugins.backends.asynciobackend import get_event_loop
 
     reactor = framework.install_reactor(args.reactor)
-    loop = get_event_loop(reactor)
+    try:
+        loop = get_event_loop(reactor)
+    except RuntimeError as exc:  # e.g. --reactor epoll: no asyncio loop to share
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     outcome: list[BaseException | None] = []
 
     def finished(task: asyncio.Task[None]) -> None:

@@ -224,6 +224,11 @@ class LineReceiver(Protocol, _PauseableMixin):
             elif self._scanned is not None:
                 self._scanned = None
 
+    def pending_message_bytes(self) -> int:
+        """Bytes of an incomplete line held so far (0 between messages); message deadlines
+        (``framework.policies``) start when this becomes non-zero."""
+        return len(self._buf) if self.line_mode else 0
+
     def setLineMode(self, extra: bytes = b"") -> Any:
         """Go back to line mode; ``extra`` is parsed as if just received."""
         self.line_mode = 1
@@ -296,6 +301,11 @@ class LineOnlyReceiver(Protocol):
             return self.lineLengthExceeded(line)
         return None
 
+    def pending_message_bytes(self) -> int:
+        """Bytes of an incomplete line held so far (0 between messages); message deadlines
+        (``framework.policies``) start when this becomes non-zero."""
+        return len(self._buf)
+
     def lineReceived(self, line: bytes) -> Any:
         """Override to handle one line (delimiter stripped)."""
         raise NotImplementedError
@@ -324,6 +334,11 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
     _need = 0
     _busy = False
     _broken = False
+
+    def pending_message_bytes(self) -> int:
+        """Bytes of an incomplete string held so far (0 between messages); message deadlines
+        (``framework.policies``) start when this becomes non-zero."""
+        return 0 if self._broken else len(self._buf)
 
     def stringReceived(self, string: bytes) -> Any:
         """Override to handle one complete string."""
@@ -450,6 +465,11 @@ class NetstringReceiver(Protocol, _PauseableMixin):
     _buf: bytes | bytearray = b""
     _need = 0
     _busy = False
+
+    def pending_message_bytes(self) -> int:
+        """Bytes of an incomplete netstring held so far (0 between messages); message deadlines
+        (``framework.policies``) start when this becomes non-zero."""
+        return 0 if self.brokenPeer else len(self._buf)
 
     def stringReceived(self, string: bytes) -> Any:
         """Override to handle one complete string."""

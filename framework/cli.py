@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import framework
 from framework import error
+from framework.policies import PolicyFactory, supports_message_timeout
 
 __all__ = ["ServeFactory", "Server", "main"]
 
@@ -76,6 +77,13 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
     return value
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return 0  # resolved to the CPU count by the supervisor
+    value = _number(int, "a worker count or 'auto'", 1, False)(text)
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,13 +149,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--message-timeout",
         type=_number(float, "seconds", 0, True),
         metavar="SECONDS",
-        help="line-based protocols: close a connection whose line stays incomplete this long",
+        help="framing protocols: close a connection whose line or frame stays incomplete this long",
     )
     p.add_argument(
         "--max-connections",
         type=_number(int, "a connection count", 1, False),
         metavar="N",
         help="accept at most N connections at once; others wait until one closes",
+    )
+    p.add_argument(
+        "--max-connections-per-peer",
+        type=_number(int, "a connection count", 1, False),
+        metavar="N",
+        help="refuse a connection from a host that already has N open",
+    )
+    p.add_argument(
+        "--max-write-buffer",
+        type=_number(int, "a byte count", 1, False),
+        metavar="BYTES",
+        help="abort a connection whose unsent data exceeds BYTES (default 16 MiB)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N|auto",
+        help="run N worker processes sharing the port (SO_REUSEPORT, Linux); auto: one per CPU",
+    )
+    p.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="every connection starts with a PROXY v1/v2 header (from HAProxy or a cloud balancer)",
+    )
+    p.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate (chain)")
+    p.add_argument(
+        "--tls-key", metavar="FILE", help="the PEM private key of --tls-cert (default: in the --tls-cert file)"
     )
     p.add_argument("--list", action="store_true", help="list protocols, reactors, middleware and failed plugins")
     p.add_argument("--help-options", action="store_true", help="with --protocol: list the protocol's options")
@@ -164,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)
         except SystemExit as e:  # --help
             return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
         debug = args.log_level == "debug"
@@ -216,6 +252,11 @@ def _run(args: argparse.Namespace) -> int:
         _print_options(plugins.protocols().get(args.protocol), sys.stdout)
         return EXIT_OK
     raw_options = _parse_options(args.option)
+    tls_options = _tls_options(args)  # a bad certificate/key fails here, before listening
+    if args.workers is not None:
+        from framework import supervisor
+
+        return supervisor.run(args, raw_options)
 
     # The reactor first: no protocol plugin code may run before the backend is chosen.
     reactor = _install_reactor(args.reactor)
@@ -231,23 +272,54 @@ def _run(args: argparse.Namespace) -> int:
             port = entry.default_port if entry.default_port is not None else DEFAULT_PORT
         interface = DEFAULT_INTERFACE if args.interface is None else args.interface
         descriptions.insert(0, _tcp_description(port, interface))
-    endpoints = [_endpoint(reactor, d) for d in descriptions]
-    if args.message_timeout is not None and not _is_line_based(factory):
+    endpoints = _adopted_endpoints(reactor) or [_endpoint(reactor, d) for d in descriptions]
+    if args.proxy_protocol:
+        from framework.proxyprotocol import proxyEndpoint
+
+        endpoints = [proxyEndpoint(e) for e in endpoints]
+    if tls_options is not None:
+        from framework.tls import wrapServerTLS
+
+        endpoints = [wrapServerTLS(tls_options, e) for e in endpoints]
+    message_timeout = args.message_timeout
+    if message_timeout is not None and not supports_message_timeout(factory):
         log.warning(
-            "--message-timeout applies to line-based protocols only; %r is not one: ignored", args.protocol
+            "--message-timeout applies to framing (line or frame) protocols only; %r is not one: ignored",
+            args.protocol,
         )
+        message_timeout = None
     wrapper = ServeFactory(
         factory,
         reactor,
         idle_timeout=args.idle_timeout,
-        message_timeout=args.message_timeout,
+        message_timeout=message_timeout,
         max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
+        max_write_buffer=args.max_write_buffer,
     )
     server = Server(reactor, wrapper, endpoints, grace=args.grace, protocol_name=entry.name)
     return server.run()
 
 
 # --- pieces of _run ----------------------------------------------------------------------------
+
+
+def _tls_options(args: argparse.Namespace) -> Any:
+    """The server TLS context of ``--tls-cert``/``--tls-key``, or ``None`` without them."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None:
+        if key is not None:
+            raise UsageError("--tls-key needs --tls-cert")
+        return None
+    from framework import tls
+
+    try:
+        context = tls.serverContext(cert, key)
+    except tls.TLSSetupError as e:
+        raise UsageError(str(e)) from None
+    log.info("TLS on: certificate %s", cert)
+    return tls.TLSOptions(context)
+
 
 
 def _install_reactor(name: str | None) -> Any:
@@ -300,13 +372,17 @@ def _endpoint(reactor: Any, description: str) -> Any:
         raise UsageError(f"bad --listen endpoint {description!r}: {e}") from None
 
 
-def _is_line_based(factory: Any) -> bool:
+def _adopted_endpoints(reactor: Any) -> list[Any]:
+    """Endpoints for the sockets passed through ``LISTEN_FDS`` (systemd, ``--workers``)."""
+    from framework import systemd
+
     try:
-        from framework.basic import LineOnlyReceiver, LineReceiver
-    except ImportError:
-        return False
-    protocol = getattr(factory, "protocol", None)
-    return isinstance(protocol, type) and issubclass(protocol, (LineReceiver, LineOnlyReceiver))
+        adopted = systemd.endpoints_from_environment(reactor)
+    except ValueError as e:
+        raise UsageError(f"socket activation: {e}") from None
+    if adopted:
+        log.debug("serving %d socket(s) passed through LISTEN_FDS", len(adopted))
+    return adopted
 
 
 def format_address(address: Any) -> str:
@@ -394,207 +470,10 @@ def _print_options(entry: Any, out: Any) -> None:
 # --- the serving machinery ---------------------------------------------------------------------
 
 
-class _Connection:
-    """Per-connection bookkeeping kept by :class:`ServeFactory`."""
-
-    __slots__ = ("protocol", "last", "idle_call", "message_call", "closing")
-
-    def __init__(self, protocol: Any, now: float) -> None:
-        self.protocol = protocol
-        self.last = now
-        self.idle_call: Any = None
-        self.message_call: Any = None
-        self.closing = False
-
-
-class ServeFactory:
-    """Wraps a protocol factory to count connections, enforce ``idle_timeout``,
-    ``message_timeout`` and ``max_connections``, and let :class:`Server` drain or abort them.
-
-    Protocols are the wrapped factory's own, patched per instance only for what is enabled
-    (with no timeout set, ``dataReceived`` is untouched: the benchmark path stays flat).
-    """
-
-    def __init__(
-        self,
-        wrapped: Any,
-        reactor: Any,
-        *,
-        idle_timeout: float | None = None,
-        message_timeout: float | None = None,
-        max_connections: int | None = None,
-    ) -> None:
-        self.wrapped = wrapped
-        self.reactor = reactor
-        self.idle_timeout = idle_timeout
-        self.message_timeout = message_timeout if message_timeout and _is_line_based(wrapped) else None
-        self.max_connections = max_connections
-        self.connections: dict[int, _Connection] = {}  # by id(protocol)
-        self.ports: list[Any] = []
-        self.accepting = True
-        self._reading_paused = False
-        self.on_empty: Callable[[], None] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
-
-    def doStart(self) -> None:
-        self.wrapped.doStart()
-
-    def doStop(self) -> None:
-        self.wrapped.doStop()
-
-    def logPrefix(self) -> str:
-        prefix = getattr(self.wrapped, "logPrefix", None)
-        return prefix() if callable(prefix) else type(self.wrapped).__name__
-
-    def buildProtocol(self, addr: Any) -> Any:
-        if not self.accepting:
-            return None
-        protocol = self.wrapped.buildProtocol(addr)
-        if protocol is None:
-            return None
-        try:
-            self._track(protocol)
-        except AttributeError:  # a protocol with __slots__ and no __dict__: serve it untracked
-            self.connections.pop(id(protocol), None)
-            log.debug("cannot track %r: timeouts and graceful shutdown do not apply to it", protocol)
-        return protocol
-
-    def _track(self, protocol: Any) -> None:
-        now = self.reactor.seconds
-        conn = _Connection(protocol, now())
-        original_lost = protocol.connectionLost
-
-        def connectionLost(reason: Any = None, *rest: Any) -> None:
-            try:
-                if reason is None:
-                    original_lost()
-                else:
-                    original_lost(reason, *rest)
-            finally:
-                self._lost(protocol)
-
-        protocol.connectionLost = connectionLost
-        self.connections[id(protocol)] = conn
-        if self.idle_timeout is not None or self.message_timeout is not None:
-            original_data = protocol.dataReceived
-
-            def dataReceived(data: bytes) -> None:
-                conn.last = now()
-                original_data(data)
-                if self.message_timeout is not None:
-                    self._check_message(conn)
-
-            protocol.dataReceived = dataReceived
-        if self.idle_timeout is not None:
-            conn.idle_call = self.reactor.callLater(self.idle_timeout, self._check_idle, conn)
-        if self.max_connections is not None and len(self.connections) >= self.max_connections:
-            self._pause_reading()
-
-    def _lost(self, protocol: Any) -> None:
-        conn = self.connections.pop(id(protocol), None)
-        if conn is None:
-            return
-        for call in (conn.idle_call, conn.message_call):
-            if call is not None and call.active():
-                call.cancel()
-        conn.idle_call = conn.message_call = None
-        if self._reading_paused and self.accepting and len(self.connections) < (self.max_connections or 0):
-            self._resume_reading()
-        if not self.connections and self.on_empty is not None:
-            self.on_empty()
-
-    # idle and message timeouts
-
-    def _check_idle(self, conn: _Connection) -> None:
-        conn.idle_call = None
-        if id(conn.protocol) not in self.connections:
-            return
-        assert self.idle_timeout is not None
-        quiet = self.reactor.seconds() - conn.last
-        if quiet >= self.idle_timeout:
-            log.info("closing %s: idle for %.1f s", _peer(conn.protocol), quiet)
-            self._close(conn)
-            conn.idle_call = self.reactor.callLater(self.idle_timeout, self._check_idle, conn)
-        else:
-            conn.idle_call = self.reactor.callLater(self.idle_timeout - quiet, self._check_idle, conn)
-
-    def _check_message(self, conn: _Connection) -> None:
-        pending = _pending_bytes(conn.protocol)
-        if pending and conn.message_call is None:
-            assert self.message_timeout is not None
-            conn.message_call = self.reactor.callLater(self.message_timeout, self._message_expired, conn)
-        elif not pending and conn.message_call is not None:
-            if conn.message_call.active():
-                conn.message_call.cancel()
-            conn.message_call = None
-
-    def _message_expired(self, conn: _Connection) -> None:
-        conn.message_call = None
-        if id(conn.protocol) in self.connections and _pending_bytes(conn.protocol):
-            log.info("closing %s: message incomplete after %.1f s", _peer(conn.protocol), self.message_timeout)
-            self._close(conn)
-
-    def _close(self, conn: _Connection) -> None:
-        transport = getattr(conn.protocol, "transport", None)
-        if transport is None:
-            return
-        if conn.closing and hasattr(transport, "abortConnection"):
-            transport.abortConnection()
-        else:
-            conn.closing = True
-            transport.loseConnection()
-
-    # max-connections: stop accepting (the kernel backlog holds newcomers) until one closes
-
-    def _pause_reading(self) -> None:
-        self._reading_paused = True
-        for port in self.ports:
-            stop = getattr(port, "stopReading", None)
-            if callable(stop):
-                stop()
-            else:
-                self.reactor.removeReader(port)
-
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        for port in self.ports:
-            if getattr(port, "_stopped_listening", False):
-                continue
-            start = getattr(port, "startReading", None)
-            if callable(start):
-                start()
-            else:
-                self.reactor.addReader(port)
-
-    def abort_all(self) -> None:
-        for conn in list(self.connections.values()):
-            transport = getattr(conn.protocol, "transport", None)
-            if transport is None:
-                continue
-            abort = getattr(transport, "abortConnection", None)
-            try:
-                (abort or transport.loseConnection)()
-            except Exception:
-                log.debug("aborting %r failed", conn.protocol, exc_info=True)
-
-
-def _pending_bytes(protocol: Any) -> int:
-    """Bytes of an incomplete line held by a LineReceiver-style protocol (best effort)."""
-    total = 0
-    for attr in ("_buf", "_chat_buffer", "_buffer"):
-        value = getattr(protocol, attr, None)
-        if isinstance(value, (bytes, bytearray)):
-            total += len(value)
-    return total
-
-
-def _peer(protocol: Any) -> str:
-    try:
-        return format_address(protocol.transport.getPeer())
-    except Exception:
-        return repr(protocol)
+class ServeFactory(PolicyFactory):
+    """The factory ``reactor-serve`` listens with: a :class:`framework.policies.PolicyFactory`
+    (timeouts, connection limits) whose ``connections``, ``accepting``, ``on_empty`` and
+    ``abort_all`` let :class:`Server` drain or abort on shutdown."""
 
 
 class Server:
@@ -771,7 +650,16 @@ class Server:
     def _grace_over(self) -> None:
         self._grace_call = None
         if self.factory.connections:
-            log.warning("grace period over: aborting %d open connection(s)", len(self.factory.connections))
+            # Flush what is buffered; abort only the peers that do not read it within a second.
+            log.warning(
+                "grace period over: closing %d open connection(s); aborting those that do not read",
+                len(self.factory.connections),
+            )
+            self.factory.close_all()
+            self.reactor.callLater(1.0, self._flush_over)
+
+    def _flush_over(self) -> None:
+        if self.factory.connections and not self.aborting:
             self.abort()
 
     def abort(self) -> None:

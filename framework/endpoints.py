@@ -11,12 +11,15 @@ Server strings::
     tcp:PORT[:interface=ADDR][:backlog=N]          (also tcp:port=PORT)
     tcp6:PORT[:interface=ADDR][:backlog=N]         (interface defaults to ::)
     unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]   (also unix:address=PATH)
+    ssl:PORT:certKey=CERT.pem:privateKey=KEY.pem[:interface=ADDR][:backlog=N][:caCerts=CA]
+                                                   (TLS; see framework.tls and docs/tls.md)
 
 Client strings::
 
     tcp:host=HOST:port=PORT[:timeout=SECONDS][:bindAddress=ADDR]   (also tcp:HOST:PORT)
     tcp6:host=HOST:port=PORT[...]
     unix:path=PATH[:timeout=SECONDS][:checkPID=0|1]               (also unix:PATH)
+    tls:host=HOST:port=PORT[:trustRoots=CA.pem][:hostname=NAME][:timeout=..]  (also ssl:)
 
 A UNIX path starting with ``@`` names a Linux abstract socket (``@name`` becomes ``"\\0name"``);
 a path that really starts with ``@`` can be written ``./@name``.
@@ -459,3 +462,55 @@ def clientFromString(reactor: Any, description: str) -> Any:
     Raises ``ValueError`` for an unknown type or a malformed description.
     """
     return _from_string(reactor, description, _CLIENTS, "client")
+
+
+# --- deployment: PROXY protocol and adopted (systemd) sockets ------------------------------
+
+
+def _server_haproxy(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
+    """``haproxy:tcp:8000``: the wrapped listener's connections start with a PROXY header."""
+    from framework.proxyprotocol import proxyEndpoint
+
+    rest = description.split(":", 1)[1] if ":" in description else ""
+    if not rest:
+        raise ValueError(f"endpoint description {description!r} needs an endpoint to wrap, e.g. 'haproxy:tcp:8000'")
+    return proxyEndpoint(serverFromString(reactor, rest))
+
+
+def _server_systemd(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
+    """``systemd:domain=INET:index=0``: the socket systemd passed as descriptor 3 + index."""
+    import socket
+
+    from framework.systemd import LISTEN_FDS_START, AdoptedStreamServerEndpoint
+
+    options = _take(description, args, kwargs, (), ("domain", "index"))
+    families = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
+    domain = _require(options, "domain", description)
+    if domain.upper() not in families:
+        raise ValueError(f"domain must be INET, INET6 or UNIX, not {domain!r}, in {description!r}")
+    index = _int(_require(options, "index", description), "index", description, 0)
+    return AdoptedStreamServerEndpoint(reactor, LISTEN_FDS_START + index, families[domain.upper()])
+
+
+_SERVERS["haproxy"] = _server_haproxy
+_SERVERS["systemd"] = _server_systemd
+
+
+# --- TLS (framework.tls, imported only when a TLS endpoint is used) -------------------------
+
+
+def _server_ssl(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
+    from framework import tls
+
+    return tls._serverFromString(reactor, description, args, kwargs)
+
+
+def _client_tls(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
+    from framework import tls
+
+    return tls._clientFromString(reactor, description, args, kwargs)
+
+
+_SERVERS["ssl"] = _server_ssl
+_CLIENTS["tls"] = _client_tls
+_CLIENTS["ssl"] = _client_tls

@@ -205,3 +205,7 @@ def getConnectError(e: BaseException | tuple[int, str]) -> ConnectError:
 
 class PluginOptionError(PluginError, ValueError):
     """A protocol option given on the command line or in code is unknown or has a bad value."""
+
+
+class ReactorForkedError(RuntimeError):
+    """A reactor created in a parent process was used in a forked child."""

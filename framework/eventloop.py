@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from heapq import heapify, heappop, heappush
 from itertools import count
@@ -171,7 +172,10 @@ class _Waker:
             pass
 
     def doRead(self) -> None:
-        self._reactor._wake_pending = False
+        # Drain first, then clear the flag: a thread that sees the flag still set in between
+        # skips its write, but its call is already queued and the loop looks at the queue
+        # before it sleeps again. (Clearing first could swallow that thread's write and leave
+        # the flag set with nothing left to wake the loop.)
         try:
             if self._eventfd:
                 os.eventfd_read(self._rfd)
@@ -180,6 +184,7 @@ class _Waker:
                     pass
         except (BlockingIOError, OSError):
             pass
+        self._reactor._wake_pending = False
 
     def doWrite(self) -> None:  # never registered for writing
         pass
@@ -249,10 +254,14 @@ class Reactor:
         self._slow: float | None = None
         self._pool: ThreadPool | None = None
         self._pool_size = 10
+        self._name_resolver: Callable[..., Any] = socket.getaddrinfo
         self._closed = False
         self._preen_every = _PREEN_INTERVAL if multiplexer.fileno() != -1 else None
         self._next_preen = 0.0
         self._waker = _Waker(self)
+        # Set in a forked child (see _after_fork_in_child): this reactor belongs to the parent.
+        self._forked_from: int | None = None
+        _all_reactors.add(self)
         self._rfds[self._waker.fileno()] = self._waker
         self._update(self._waker.fileno())
 
@@ -261,6 +270,11 @@ class Reactor:
         return f"<Reactor backend={self.backend_name!r} {state}>"
 
     # -- time ---------------------------------------------------------------------------------
+
+    @property
+    def multiplexer(self) -> Multiplexer:
+        """The backend this reactor waits on (read-only)."""
+        return self._mux
 
     def seconds(self) -> float:
         """The reactor's clock: ``time.monotonic()``, in seconds."""
@@ -444,7 +458,23 @@ class Reactor:
             return defer.fail(error.DNSLookupError(f"not a host name: {name!r}"))
         from framework.threads import deferToThreadPool
 
-        return deferToThreadPool(self, self.getThreadPool(), _lookup, name)
+        return deferToThreadPool(self, self.getThreadPool(), _lookup, self.getaddrinfo, name)
+
+    def set_name_resolver(self, getaddrinfo: Callable[..., Any] | None) -> Callable[..., Any]:
+        """Replace the blocking lookup behind ``resolve`` and ``connectTCP`` to host names.
+
+        ``getaddrinfo`` has ``socket.getaddrinfo``'s signature and is called in a worker
+        thread; ``None`` restores the system resolver. Returns the previous one. Useful for a
+        custom resolver, and for tests that must not send DNS queries.
+        """
+        previous, self._name_resolver = self._name_resolver, getaddrinfo or socket.getaddrinfo
+        return previous
+
+    def getaddrinfo(self, host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0,
+                    flags: int = 0) -> list[Any]:
+        """The installed name resolver (``socket.getaddrinfo`` by default). Blocking: call it
+        only from a worker thread."""
+        return self._name_resolver(host, port, family, type, proto, flags)  # type: ignore[no-any-return]
 
     # -- readiness ----------------------------------------------------------------------------
 
@@ -735,6 +765,8 @@ class Reactor:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
+        if self._forked_from is not None:
+            raise error.ReactorForkedError(_forked_message(self))
 
     def run(self, installSignalHandlers: bool = True) -> None:
         """Run the loop until ``stop()`` (or ``crash()``). May be called again afterwards.
@@ -944,6 +976,18 @@ class Reactor:
 
         return tcp.connectTCP(self, host, port, factory, timeout, bindAddress)
 
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
+                  interface: str = "") -> Any:
+        from framework import tls
+
+        return tls.listenSSL(self, port, factory, contextFactory, backlog, interface)
+
+    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any,
+                   timeout: float = 30, bindAddress: Any = None) -> Any:
+        from framework import tls
+
+        return tls.connectSSL(self, host, port, factory, contextFactory, timeout, bindAddress)
+
     def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666,
                    wantPID: bool = False) -> Any:
         from framework import unix
@@ -960,6 +1004,12 @@ class Reactor:
 
         return udp.listenUDP(self, port, protocol, interface, maxPacketSize)
 
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
+        """Listen on an already listening stream socket (duplicated; close your own copy)."""
+        from framework import systemd
+
+        return systemd.adoptStreamPort(self, fileDescriptor, addressFamily, factory)
+
 
 def _is_deferred(obj: Any) -> bool:
     from framework.defer import Deferred
@@ -967,9 +1017,9 @@ def _is_deferred(obj: Any) -> bool:
     return isinstance(obj, Deferred)
 
 
-def _lookup(name: str) -> str:
+def _lookup(getaddrinfo: Callable[..., Any], name: str) -> str:
     try:
-        infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+        infos = getaddrinfo(name, None, 0, socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:
         raise error.DNSLookupError(f"address {name!r} not found: {e}") from e
     for family, _type, _proto, _canon, sockaddr in infos:
@@ -978,3 +1028,51 @@ def _lookup(name: str) -> str:
     if not infos:
         raise error.DNSLookupError(f"address {name!r} not found")
     return str(infos[0][4][0])
+
+
+# -- fork safety ----------------------------------------------------------------------------------
+
+_all_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
+
+
+def _forked_message(reactor: Reactor) -> str:
+    return (f"{reactor!r} was created in process {reactor._forked_from} and cannot be used in "
+            f"the forked child {os.getpid()}: its descriptors and multiplexer are shared with "
+            f"the parent; build a new reactor in the child (after fork, before any use)")
+
+
+class _ForkedMultiplexer:
+    """Replaces a reactor's multiplexer in a forked child: registering anything raises, and
+    nothing the child does reaches the parent's kernel-side interest set (epoll/kqueue)."""
+
+    def __init__(self, reactor: Reactor, original: Any) -> None:
+        self._reactor = reactor
+        self._original = original
+
+    def _refuse(self, *args: Any) -> Any:
+        raise error.ReactorForkedError(_forked_message(self._reactor))
+
+    register = modify = poll = _refuse
+
+    def unregister(self, fd: int) -> None:
+        """Nothing to undo in the child (the interest set is the parent's)."""
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        # Nothing: a backend's own close() may unregister descriptors, which would reach the
+        # parent's interest set. The child's copy of the descriptor goes with the process.
+        pass
+
+
+def _after_fork_in_child() -> None:
+    parent = os.getppid()
+    for reactor in list(_all_reactors):
+        if reactor._forked_from is None and not reactor._closed:
+            reactor._forked_from = parent
+            reactor._mux = _ForkedMultiplexer(reactor, reactor._mux)  # type: ignore[assignment]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -58,6 +59,10 @@ READ_SIZE = 65536
 HIGH_WATER = 65536
 #: ...and resumed when the buffer drains below this.
 LOW_WATER = 16384
+#: Default cap (bytes) on a connection's write buffer: beyond it the connection is aborted
+#: (the peer does not read and the protocol ignores flow control). Per factory:
+#: ``factory.maxWriteBuffer``; per transport: ``transport.maxWriteBuffer``.
+MAX_WRITE_BUFFER = 16 * 1024 * 1024
 #: Most connections accepted per read event of a listening port.
 ACCEPT_BATCH = 64
 #: Seconds a listening port stops accepting after running out of file descriptors.
@@ -69,6 +74,7 @@ except (AttributeError, ValueError, OSError):
     _IOV_MAX = 16
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_intern = sys.intern
 # Errors from accept() that concern only the connection being accepted.
 _ACCEPT_TRANSIENT = frozenset(
     {errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.ENETDOWN, errno.EHOSTUNREACH,
@@ -80,10 +86,11 @@ _CONNECT_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EA
 
 def _address(family: int, sockaddr: Any, kind: str = "TCP") -> Any:
     """The address object for a socket address of ``family``."""
+    # Host strings are interned: thousands of connections from one peer share one string.
     if family == socket.AF_INET:
-        return IPv4Address(kind, sockaddr[0], sockaddr[1])  # type: ignore[arg-type]
+        return IPv4Address(kind, _intern(sockaddr[0]), sockaddr[1])  # type: ignore[arg-type]
     if family == socket.AF_INET6:
-        return IPv6Address(kind, sockaddr[0], sockaddr[1], sockaddr[2], sockaddr[3])  # type: ignore[arg-type]
+        return IPv6Address(kind, _intern(sockaddr[0]), sockaddr[1], sockaddr[2], sockaddr[3])  # type: ignore[arg-type]
     if family == getattr(socket, "AF_UNIX", None):
         return UNIXAddress(sockaddr or None)
     raise ValueError(f"unsupported address family {family!r}")
@@ -105,6 +112,27 @@ def _isIPv4(host: str) -> bool:
     return True
 
 
+class _Unwatchable:
+    """A WARNING for connections refused because the backend cannot watch their descriptor:
+    at most one a second, the next one with the number left out."""
+
+    last = float("-inf")
+    suppressed = 0
+
+    def __call__(self, e: Exception, peer: str) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            self.suppressed += 1
+            return
+        self.last = now
+        log.warning("refusing the connection from %s: %s (%d similar message(s) suppressed)",
+                    peer, e, self.suppressed)
+        self.suppressed = 0
+
+
+_unwatchableLog = _Unwatchable()
+
+
 def _logProtocolError(what: str, transport: Any) -> None:
     log.error("Unhandled exception in %s (peer %s); closing that connection", what,
               transport._describePeer(), exc_info=True)
@@ -119,11 +147,11 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
 
     __slots__ = (
         "socket", "reactor", "connector", "connected", "disconnecting", "disconnected",
-        "_protocol", "_dataReceived", "_halfClose", "_fd", "_recv", "_send",
+        "_protocol", "_dataReceived", "_halfClose", "_fd",
         "_buf", "_buflen", "_reading", "_writing", "_readPaused", "_lost", "_closing", "_fast",
         "_readDisconnected", "_writeDisconnecting", "_writeDisconnected",
         "_producer", "_streaming", "_producerPaused", "_peer", "_host", "sessionno",
-        "__weakref__",
+        "_maxBuffer", "__weakref__",
     )
 
     def __init__(self, sock: socket.socket, protocol: Any, peer: Any, reactor: Any,
@@ -136,9 +164,9 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         self.disconnecting = 0
         self.disconnected = 0
         self._fd = sock.fileno()
-        self._recv = sock.recv
-        self._send = sock.send
-        self._buf: list[Any] = []
+        # The write buffer is created on first use: most connections never need one, and
+        # an idle connection costs less memory without it.
+        self._buf: list[Any] | None = None
         self._buflen = 0
         self._reading = False
         self._writing = False
@@ -158,6 +186,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         self._protocol = protocol
         self._dataReceived: Callable[[bytes], Any] = protocol.dataReceived
         self._halfClose = isinstance(protocol, IHalfCloseableProtocol)
+        self._maxBuffer = MAX_WRITE_BUFFER
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -175,7 +204,13 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
     def _start(self) -> bool:
         """Start reading and call ``makeConnection``; ``False`` if that raised (the
         connection is then closed with the exception as the reason)."""
-        self._startReading()
+        try:
+            self._startReading()
+        except ValueError as e:  # the backend cannot watch this fd (select above FD_SETSIZE)
+            self._reading = False
+            _unwatchableLog(e, self._describePeer())
+            self._dropNow(Failure(error.ConnectionLost(str(e))))
+            return False
         protocol = self._protocol
         try:
             protocol.makeConnection(self)
@@ -246,7 +281,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         if not self._reading:
             return None  # a readiness event reported before we stopped reading
         try:
-            data = self._recv(READ_SIZE)
+            data = self.socket.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as e:
@@ -286,7 +321,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             data = self._coerce(data)
         if self._fast and not self._buflen:
             try:
-                sent = self._send(data)
+                sent = self.socket.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as e:
@@ -298,8 +333,14 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
                 data = memoryview(data)[sent:]  # type: ignore[assignment]
         elif not data or self._writeDisconnected or not self.connected or self._closing:
             return
-        self._buf.append(data)
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = []
+        buf.append(data)
         self._buflen += len(data)
+        if self._buflen > self._maxBuffer:
+            self._overflow()
+            return
         if not self._writing:
             self._writing = True
             self.reactor.addWriter(self)
@@ -308,6 +349,25 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             if producer is not None:
                 self._producerPaused = True
                 producer.pauseProducing()
+
+    @property
+    def maxWriteBuffer(self) -> int:
+        """The write-buffer cap in bytes (default ``MAX_WRITE_BUFFER``)."""
+        return self._maxBuffer
+
+    @maxWriteBuffer.setter
+    def maxWriteBuffer(self, limit: int) -> None:
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"maxWriteBuffer must be an integer >= 1, got {limit!r}")
+        self._maxBuffer = limit
+
+    def _overflow(self) -> None:
+        """The buffer went over the cap: abort (dropping it) and say so once."""
+        log.warning("%s (peer %s): write buffer over %d bytes (the peer does not read and the "
+                    "protocol ignores flow control); aborting the connection",
+                    type(self._protocol).__name__, self._describePeer(), self._maxBuffer)
+        self._closeSoon(Failure(error.ConnectionAborted(
+            f"write buffer over {self._maxBuffer} bytes")))
 
     @staticmethod
     def _coerce(data: Any) -> bytes:
@@ -342,13 +402,13 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             buf = self._buf
             try:
                 if len(buf) == 1:
-                    sent = self._send(buf[0])
+                    sent = self.socket.send(buf[0])
                 elif _HAS_SENDMSG:
                     sent = self.socket.sendmsg(buf[:_IOV_MAX] if len(buf) > _IOV_MAX else buf)
                 else:
                     joined = b"".join(buf)
                     buf[:] = [joined]
-                    sent = self._send(joined)
+                    sent = self.socket.send(joined)
             except (BlockingIOError, InterruptedError):
                 return None
             except OSError as e:
@@ -383,6 +443,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
     def _consume(self, sent: int) -> None:
         """Drop the first ``sent`` bytes from the buffer."""
         buf = self._buf
+        assert buf is not None
         i = 0
         while sent:
             n = len(buf[i])
@@ -446,7 +507,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             return
         self._closing = True
         self._fast = False
-        self._buf.clear()
+        self._buf = None
         self._buflen = 0
         self._stopReading()
         self._stopWriting()
@@ -472,7 +533,7 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         if self._writing:
             self._writing = False
             self.reactor.removeWriter(self)
-        self._buf.clear()
+        self._buf = None
         self._buflen = 0
         producer = self._producer
         if producer is not None:
@@ -553,6 +614,12 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
     def stopProducing(self) -> None:
         self.loseConnection()
 
+    def startTLS(self, contextFactory: Any, normal: bool = True) -> Any:
+        """Switch this connection to TLS now (STARTTLS); see ``framework.tls.startTLS``."""
+        from framework import tls
+
+        return tls.startTLS(self, contextFactory, normal)
+
     # -- addresses ------------------------------------------------------------------------
 
     def getPeer(self) -> Any:
@@ -631,6 +698,7 @@ class Port(IReadDescriptor, IListeningPort):
         self._reading = False
         self._backoffCall: Any = None
         self._lastFdLog = 0.0
+        self._fdLogSuppressed = 0
         self._realPort: Any = None
         self._hostAddress: Any = None
         self._held = False
@@ -685,6 +753,7 @@ class Port(IReadDescriptor, IListeningPort):
         self._fd = sock.fileno()
         self._accept = sock.accept
         self.connected = True
+        _takeReserve()
         self._startReading()
         if getattr(self.factory, "noisy", False):
             log.info("%s starting on %r", type(self.factory).__name__, self._realPort)
@@ -766,6 +835,9 @@ class Port(IReadDescriptor, IListeningPort):
                       peer, protocol, type(factory).__name__, exc_info=True)
             sock.close()
             return
+        cap = getattr(factory, "maxWriteBuffer", None)
+        if cap:
+            transport._maxBuffer = cap
         transport._start()
 
     def _configure(self, sock: socket.socket) -> None:
@@ -777,12 +849,22 @@ class Port(IReadDescriptor, IListeningPort):
     def _acceptFailed(self, e: OSError) -> None:
         """Stop accepting for ``ACCEPT_BACKOFF`` seconds (out of descriptors, or an unexpected
         error), so the loop never spins on a listener it cannot serve; log at most once a
-        second."""
+        second, with the number of lines left out.
+
+        Out of descriptors, the reserve descriptor is freed to accept and close the waiting
+        clients (they learn at once instead of hanging in the backlog), then taken again."""
+        shed = 0
+        if e.errno in (errno.EMFILE, errno.ENFILE):
+            shed = _shedBacklog(self.socket)
         now = time.monotonic()
+        self._fdLogSuppressed += 1
         if now - self._lastFdLog >= 1.0:
             self._lastFdLog = now
-            log.error("%s cannot accept connections: %s; pausing accept for %gs",
-                      self.logPrefix(), e, ACCEPT_BACKOFF)
+            suppressed = self._fdLogSuppressed - 1
+            self._fdLogSuppressed = 0
+            log.error("%s cannot accept connections: %s; closed %d waiting connection(s); "
+                      "pausing accept for %gs (%d similar message(s) suppressed)",
+                      self.logPrefix(), e, shed, ACCEPT_BACKOFF, suppressed)
         self._stopReading()
         if self._backoffCall is None:
             self._backoffCall = self.reactor.callLater(ACCEPT_BACKOFF, self._endBackoff)
@@ -839,6 +921,45 @@ class Port(IReadDescriptor, IListeningPort):
         if self._hostAddress is None:
             raise RuntimeError(f"{self!r} has never listened")
         return self._hostAddress
+
+
+# One spare descriptor per process, freed when accept() runs out of descriptors (EMFILE).
+_reserveFd = -1
+
+
+def _takeReserve() -> None:
+    global _reserveFd
+    if _reserveFd < 0:
+        try:
+            _reserveFd = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            _reserveFd = -1
+
+
+def _shedBacklog(sock: socket.socket | None, limit: int = 1024) -> int:
+    """Free the reserve descriptor, accept and close up to ``limit`` waiting connections,
+    take the reserve again; returns how many were closed."""
+    global _reserveFd
+    if sock is None or _reserveFd < 0:
+        return 0
+    os.close(_reserveFd)
+    _reserveFd = -1
+    shed = 0
+    try:
+        while shed < limit:
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                if e.errno in _ACCEPT_TRANSIENT:
+                    continue
+                break
+            conn.close()
+            shed += 1
+    finally:
+        _takeReserve()
+    return shed
 
 
 def listenTCP(reactor: Any, port: int, factory: Any, backlog: int = 50,
@@ -1146,7 +1267,7 @@ class Connector(BaseConnector):
 
         def lookup() -> None:  # in a worker thread
             try:
-                infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+                infos = reactor.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
             except Exception as e:
                 reactor.callFromThread(resolved, None, e)
             else:

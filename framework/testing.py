@@ -262,6 +262,10 @@ class MemoryReactor(Clock):
         self.unixServers: list[tuple[Any, ...]] = []
         self.unixClients: list[tuple[Any, ...]] = []
         self.udpServers: list[tuple[Any, ...]] = []
+        #: ``(port, factory, contextFactory, backlog, interface)`` / ``(host, port, factory,
+        #: contextFactory, timeout, bindAddress)``, as Twisted's MemoryReactor records them.
+        self.sslServers: list[tuple[Any, ...]] = []
+        self.sslClients: list[tuple[Any, ...]] = []
         self.connectors: list[FakeConnector] = []
         self.ports: list[FakePort] = []
         self.failListen: set[Any] = set()
@@ -377,6 +381,19 @@ class MemoryReactor(Clock):
     ) -> FakePort:
         self.udpServers.append((port, protocol, interface, maxPacketSize))
         return self._listen(port, interface, _address_for("UDP", interface, port, "0.0.0.0"), protocol)
+
+    def listenSSL(
+        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+    ) -> FakePort:
+        self.sslServers.append((port, factory, contextFactory, backlog, interface))
+        return self._listen(port, interface, _address_for("TCP", interface, port, "0.0.0.0"), factory)
+
+    def connectSSL(
+        self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
+        bindAddress: Any = None,
+    ) -> FakeConnector:
+        self.sslClients.append((host, port, factory, contextFactory, timeout, bindAddress))
+        return self._connect(_address_for("TCP", host, port, host), factory)
 
     def _connect(self, address: _Address, factory: Any) -> FakeConnector:
         connector = FakeConnector(address, factory)

@@ -95,7 +95,8 @@ def test_listen_failure_arrives_as_a_failed_deferred() -> None:
     [
         ("", "must start with a type"),
         ("bogus:8000", "unknown server endpoint type 'bogus'"),
-        ("ssl:443", "known: tcp, tcp6, unix"),
+        ("ssl:443", "needs certKey= and privateKey="),
+        ("sctp:443", "unknown server endpoint type 'sctp'"),
         ("tcp", "needs port"),
         ("tcp:http", "port must be an integer"),
         ("tcp:70000", "port must be between 0 and 65535"),

@@ -827,3 +827,17 @@ def test_resolve_bad_name_fails_with_dns_lookup_error(reactor: Reactor) -> None:
     # A label longer than 63 characters is refused locally, without asking any DNS server.
     with pytest.raises(error.DNSLookupError):
         run_until(reactor, reactor.resolve("x" * 70 + ".test"))
+
+
+def test_resolve_uses_the_installed_name_resolver(reactor: Reactor) -> None:
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, port: Any, *rest: Any) -> Any:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.7", 0))]
+
+    previous = reactor.set_name_resolver(getaddrinfo)
+    assert previous is socket.getaddrinfo
+    assert run_until(reactor, reactor.resolve("db.internal")) == "127.0.0.7"
+    assert asked == ["db.internal"]
+    assert reactor.set_name_resolver(None) is getaddrinfo

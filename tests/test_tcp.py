@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import socket
+import threading
 import struct
 from typing import Any, Callable
 
@@ -327,7 +328,7 @@ def test_port_stop_reading_holds_newcomers_even_mid_batch(reactor: Any) -> None:
 
 def test_out_of_descriptors_backs_off_and_logs_once(reactor: Any, caplog: Any,
                                                     monkeypatch: Any) -> None:
-    monkeypatch.setattr(tcp, "ACCEPT_BACKOFF", 0.01)  # three back-offs well within a second
+    monkeypatch.setattr(tcp, "ACCEPT_BACKOFF", 0.01)
     sf = ServerFactory()
     port = listen(reactor, sf)
     real_accept = port._accept
@@ -335,7 +336,7 @@ def test_out_of_descriptors_backs_off_and_logs_once(reactor: Any, caplog: Any,
 
     def exhausted() -> Any:
         failures[0] += 1
-        if failures[0] <= 3:
+        if failures[0] <= 1:
             raise OSError(errno.EMFILE, "Too many open files")
         return real_accept()
 
@@ -346,16 +347,22 @@ def test_out_of_descriptors_backs_off_and_logs_once(reactor: Any, caplog: Any,
         run_until_true(reactor, lambda: failures[0] >= 1)
         # It stopped watching the listener instead of spinning on it...
         assert port not in reactor.getReaders()
-        # ...and after the back-off it accepts the waiting connection.
-        run_until_true(reactor, lambda: len(sf.built) == 1)
+        # ...the waiting client was accepted with the reserve descriptor and closed at once...
+        assert raw.recv(1) == b""
     finally:
         raw.close()
-    # One failure per back-off period (not a busy loop), then the accept and the EAGAIN
-    # that ends the batch.
-    assert failures[0] == 5
+    # ...and after the back-off it accepts again.
+    raw2 = socket.create_connection((LOCAL, port.getHost().port), timeout=5)
+    try:
+        run_until_true(reactor, lambda: len(sf.built) == 1)
+    finally:
+        raw2.close()
+    # One failure, then the accept and the EAGAIN that ends the batch.
+    assert failures[0] == 3
     messages = [r for r in caplog.records if "cannot accept" in r.getMessage()]
     assert len(messages) == 1
     assert "Too many open files" in messages[0].getMessage()
+    assert "closed 1 waiting connection" in messages[0].getMessage()
     run_until(reactor, sf.built[0].lost)
     run_until(reactor, port.stopListening())
 
@@ -813,11 +820,23 @@ def test_connect_timeout(reactor: Any) -> None:
     assert reactor.getWriters() == []
 
 
+def _failing_resolver(threads: list[str]) -> Any:
+    """A resolver that fails like the system one for an unknown name, without sending a DNS
+    query anywhere (tests may only talk to 127.0.0.1 / ::1)."""
+    def getaddrinfo(host: str, port: Any, *rest: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return getaddrinfo
+
+
 def test_dns_failure_is_reported_not_raised(reactor: Any) -> None:
+    threads: list[str] = []
+    reactor.set_name_resolver(_failing_resolver(threads))
     f = OneFactory()
     c = reactor.connectTCP("no-such-host.invalid", 80, f, timeout=10)
     assert f.events == ["started"]
     reason = wait_failed(reactor, f)
+    assert threads and threads[0] != threading.current_thread().name
     assert reason.check(error.DNSLookupError)
     assert "no-such-host.invalid" in reason.getErrorMessage()
     assert c.getDestination() == IPv4Address("TCP", "no-such-host.invalid", 80)

@@ -78,6 +78,32 @@ def test_call_from_many_threads_keeps_each_threads_order(reactor: Reactor) -> No
         assert [i for kk, i in seen if kk == k] == list(range(n_calls))
 
 
+def test_call_from_thread_never_loses_a_wakeup(reactor: Reactor) -> None:
+    """Bursts from several threads into a loop that sleeps with no timeout in between: a lost
+    wake-up would leave calls queued and the loop asleep (caught by the guard)."""
+    rounds, n_threads, n_calls = 30, 4, 300
+    for _ in range(rounds):
+        left = [n_threads * n_calls]
+
+        def handed() -> None:
+            left[0] -= 1
+            if not left[0]:
+                reactor.stop()
+
+        def produce() -> None:
+            for _ in range(n_calls):
+                reactor.callFromThread(handed)
+
+        workers = [threading.Thread(target=produce) for _ in range(n_threads)]
+        reactor.callWhenRunning(lambda: [w.start() for w in workers])
+        guard = reactor.callLater(20, reactor.crash)
+        reactor.run(installSignalHandlers=False)
+        for w in workers:
+            w.join()
+        assert guard.active(), f"lost wake-up: {left[0]} calls never ran"
+        guard.cancel()
+
+
 def test_exception_in_call_from_thread_is_logged(reactor: Reactor, caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
 

@@ -7,9 +7,10 @@ code and our protocols share one thread and one loop. The reactor keeps its own 
 thread hand-offs and signal handling; its waker descriptor is just one more watched fd.
 
 Get the loop with ``get_event_loop()`` (the installed reactor's) or ``get_event_loop(reactor)``.
-Reactor callbacks (``dataReceived``, timers, Deferred callbacks) run *between* two runs of the
-loop, so ``asyncio.get_running_loop()`` is not available there; ``loop.create_task(coro)`` is.
-See ``docs/asyncio.md``.
+The reactor dispatches (``doRead``/``dataReceived``, ``callLater`` functions) *between* two runs
+of the loop, so ``asyncio.get_running_loop()`` is not available there; ``loop.create_task(coro)``
+is. Every callback asyncio code schedules ends the current wait once it has run, so what it did
+to the reactor (``callLater``, ``stop()``, ...) is seen at once. See ``docs/asyncio.md``.
 """
 
 from __future__ import annotations
@@ -245,9 +246,6 @@ class _WakeAfter:
         return repr(self.callback)
 
 
-_HOOKED = ("call_soon", "call_soon_threadsafe", "call_later", "call_at")
-
-
 def _install_hooks(loop: asyncio.AbstractEventLoop, mux: AsyncioMultiplexer) -> dict[str, Any]:
     """Shadow the loop's scheduling methods (per instance) so every callback asyncio code
     schedules wakes the reactor after it runs. The loop's own I/O callbacks and ours are not
@@ -355,8 +353,6 @@ def get_event_loop(reactor: Any = None) -> asyncio.AbstractEventLoop:
             raise RuntimeError("no reactor is installed: call framework.install_reactor('asyncio') "
                                "(or 'uvloop') before asking for its asyncio loop")
     mux = getattr(reactor, "multiplexer", None)
-    if mux is None:
-        mux = getattr(reactor, "_mux", None)
     if not isinstance(mux, AsyncioMultiplexer):
         name = getattr(reactor, "backend_name", None)
         raise RuntimeError(f"{reactor!r} uses backend {name!r}, which has no asyncio loop: "

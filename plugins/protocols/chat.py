@@ -83,6 +83,10 @@ class Chat(LineReceiver):
             rest = b""
         self._chat_buffer = rest
 
+    def pending_message_bytes(self) -> int:
+        """Bytes of the incomplete line held (for message deadlines)."""
+        return len(self._chat_buffer)
+
     def lineLengthExceeded(self, line: bytes) -> None:
         self.error(f"line too long (more than {self.MAX_LENGTH} bytes), not sent")
 
