@@ -231,7 +231,9 @@ def _configure_logging(level: str) -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_reactor_serve", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        worker = os.environ.get("REACTOR_SERVE_WORKER")  # set by the --workers supervisor
+        where = f" [worker {worker} pid {os.getpid()}]" if worker else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s"))
         handler._reactor_serve = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())
@@ -578,6 +580,9 @@ class Server:
             file=self.out,
             flush=True,
         )
+        from framework import systemd
+
+        systemd.notify("READY=1")  # systemd Type=notify; nothing without $NOTIFY_SOCKET
         if self._signals:
             self._handle_signals()
 

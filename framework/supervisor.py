@@ -440,7 +440,8 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> _Worker:
         fds = [listener.for_slot(slot).fileno() for listener in self.listeners]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+        # The supervisor is the service's main process: only it talks to systemd.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_") and k != "NOTIFY_SOCKET"}
         env["LISTEN_FDS"] = str(len(fds))
         env["REACTOR_SERVE_WORKER"] = str(slot + 1)
         r, w = os.pipe()
@@ -506,6 +507,9 @@ class Supervisor:
                 file=self.out,
                 flush=True,
             )
+            from framework import systemd
+
+            systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
             log.info("supervisor pid %d: %d workers serving; SIGHUP restarts them one by one, "
                      "SIGTERM drains them", os.getpid(), self.count)
 
@@ -597,6 +601,9 @@ class Supervisor:
             self.reload_pending = True
             return
         log.info("SIGHUP: restarting %d worker(s) one at a time", self.count)
+        from framework import systemd
+
+        systemd.notify("RELOADING=1")
         self.reloading = True
         self._reload_queue = deque(range(self.count))
         self._reload_next()
@@ -641,6 +648,9 @@ class Supervisor:
             call.cancel()
 
     def _end_reload(self) -> None:
+        from framework import systemd
+
+        systemd.notify("READY=1")
         self.reloading = False
         self._reload_queue.clear()
         if self.reload_pending:
@@ -659,6 +669,9 @@ class Supervisor:
                     worker.signal(signal.SIGTERM)
             return
         self.stopping = True
+        from framework import systemd
+
+        systemd.notify("STOPPING=1")
         for slot, call in enumerate(self.restart_calls):
             if call is not None and call.active():
                 call.cancel()

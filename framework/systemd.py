@@ -24,6 +24,7 @@ __all__ = [
     "LISTEN_FDS_START",
     "adoptStreamPort",
     "listen_fds",
+    "notify",
 ]
 
 #: The first descriptor passed by systemd socket activation.
@@ -204,3 +205,27 @@ def endpoints_from_environment(reactor: Any, environ: MutableMapping[str, str] |
         result.append(AdoptedStreamServerEndpoint(reactor, fd, socket_family(fd), closeOriginal=True))
     return result
 
+
+
+def notify(state: str, environ: MutableMapping[str, str] | None = None) -> bool:
+    """Send ``state`` (e.g. ``"READY=1"``) to systemd's ``$NOTIFY_SOCKET`` (``Type=notify``).
+
+    Returns whether it was sent; without ``$NOTIFY_SOCKET`` it does nothing. Never raises: a
+    failure to notify is logged, since serving matters more.
+    """
+    env = os.environ if environ is None else environ
+    address = env.get("NOTIFY_SOCKET")
+    if not address or address[0] not in "/@":
+        return False
+    if address[0] == "@":
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as e:
+        import logging
+
+        logging.getLogger("framework.systemd").warning("cannot notify systemd (%s): %s", address, e)
+        return False
+    return True

@@ -1190,6 +1190,9 @@ class BaseConnector(IConnector):
             sock.close()
             self._connectionFailed(reason)
             return
+        cap = getattr(self.factory, "maxWriteBuffer", None)
+        if cap:
+            transport._maxBuffer = cap
         self.state = "connected"
         self.transport = transport
         transport._start()

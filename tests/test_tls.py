@@ -391,6 +391,61 @@ def _untrusted_context() -> ssl.SSLContext:
     return ctx
 
 
+def test_tcp_close_without_close_notify_is_not_clean(reactor: Any, certs: Certs,
+                                                     echo_server: Any) -> None:
+    port, factory = echo_server
+
+    class Rude(Recorder):
+        def dataReceived(self, data: bytes) -> None:
+            self.transport.transport.loseConnection()  # TCP FIN, no TLS close_notify
+
+    client = OutcomeFactory(Rude)
+    reactor.connectSSL(HOST, port.getHost().port, client, certs.client())
+    kind, proto = run_until(reactor, client.outcome)
+    run_until(reactor, proto.done)
+    reason = run_until(reactor, factory.onLost)[0]
+    assert reason.check(error.ConnectionLost)
+    assert "close_notify" in reason.getErrorMessage()
+
+
+class PullThenClose(Protocol):
+    """Server: a pull producer writes ``COUNT`` chunks; ``loseConnection`` is called at once
+    and must wait for ``unregisterProducer``."""
+
+    COUNT, CHUNK = 8, b"y" * 65536
+
+    def connectionMade(self) -> None:
+        self.left = self.COUNT
+        self.transport.registerProducer(self, False)
+        self.transport.loseConnection()
+
+    def resumeProducing(self) -> None:
+        if self.left:
+            self.left -= 1
+            self.transport.write(self.CHUNK)
+        else:
+            self.transport.unregisterProducer()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def test_lose_connection_waits_for_pull_producer(reactor: Any, certs: Certs) -> None:
+    server = Factory.forProtocol(PullThenClose)
+    server.noisy = False
+    port = reactor.listenSSL(0, server, certs.server(), interface=HOST)
+    try:
+        client = PlainClient(b"")
+        reactor.connectSSL(HOST, port.getHost().port, OutcomeFactory(lambda: client),  # type: ignore[arg-type]
+                           certs.client())
+        reason = run_until(reactor, client.done)[0]
+        wait_idle(reactor, port)
+    finally:
+        port.stopListening()
+    assert client.data == PullThenClose.CHUNK * PullThenClose.COUNT
+    assert reason.check(error.ConnectionDone)  # ended by the server's close_notify
+
+
 class Flood(Protocol):
     """Server: writes ``size`` bytes at once, then closes."""
 
@@ -469,6 +524,38 @@ def test_tls_over_unix_sockets(reactor: Any, certs: Certs, tmp_path: Path) -> No
         wait_idle(reactor, port)
     finally:
         port.stopListening()
+
+
+def test_client_certificates(reactor: Any, certs: Certs, tmp_path: Path) -> None:
+    client_cert = certs.ca.issue_cert("client@example.org")
+    cert_file, key_file = str(tmp_path / "client.pem"), str(tmp_path / "client-key.pem")
+    client_cert.cert_chain_pems[0].write_to_path(cert_file)
+    client_cert.private_key_pem.write_to_path(key_file)
+    server_ctx = tls.serverContext(certs.cert_file, certs.key_file, caFile=certs.ca_file,
+                                   requireClientCertificate=True)
+    factory = EchoFactory()
+    port = reactor.listenSSL(0, factory, server_ctx, interface=HOST)
+    try:
+        n = port.getHost().port
+        anonymous = OutcomeFactory()
+        reactor.connectSSL(HOST, n, anonymous, certs.client())
+        kind, _ = run_until(reactor, anonymous.outcome)
+        if kind == "connected":  # TLS 1.3: the client learns of the refusal after its Finished
+            run_until(reactor, anonymous.built[0].done)
+        wait_idle(reactor, port)
+        assert factory.made == []
+        client = OutcomeFactory()
+        reactor.connectSSL(HOST, n, client, tls.clientContext(certs.ca_file, certFile=cert_file,
+                                                              keyFile=key_file))
+        kind, proto = run_until(reactor, client.outcome)
+        assert kind == "connected"
+        run_until(reactor, proto.done)
+        run_until(reactor, factory.onLost)
+    finally:
+        port.stopListening()
+    assert proto.data == b"ping"
+    peer = factory.made[0].transport.getPeerCertificate()
+    assert ("email", "client@example.org") in peer["subjectAltName"]
 
 
 # --- STARTTLS -------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from framework.policies import PolicyFactory
 from framework.protocol import ClientFactory, Factory, Protocol
 from util import run_until, run_until_true
 
+pytestmark = pytest.mark.timeout(60)
+
 
 class Fragile(Protocol):
     """Echoes; raises from the callback its connection's ``mode`` names."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from framework.basic import (
 )
 from framework.task import Clock
 from framework.testing import StringTransport
+
+pytestmark = pytest.mark.timeout(60)
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -17,6 +17,8 @@ from framework.defer import Deferred
 from framework.protocol import ClientFactory, Factory, Protocol
 from util import run_until
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def _has_ipv6_loopback() -> bool:
     if not socket.has_ipv6:

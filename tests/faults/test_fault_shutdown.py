@@ -20,6 +20,8 @@ import pytest
 from framework import error
 from util import run_until_true
 
+pytestmark = pytest.mark.timeout(60)
+
 SERVE = [sys.executable, "-m", "framework"]
 MiB = 1024 * 1024
 
@@ -229,3 +231,41 @@ def test_8_grace_end_flushes_readers_and_aborts_only_non_readers() -> None:
     assert status == 0
     text = serve.err.decode(errors="replace")
     assert "grace period over: closing 2 open connection(s)" in text, text
+
+
+TRIGGER_SCRIPT = """
+import sys
+import framework
+from framework import cli
+reactor = framework.install_reactor(None)
+reactor.addSystemEventTrigger("before", "shutdown", lambda: print("TRIGGER", flush=True))
+sys.exit(cli.main(["--protocol", "echo", "--port", "0", "--grace", "5"]))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_8_before_shutdown_triggers_run_once_even_with_a_second_signal() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", TRIGGER_SCRIPT], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = int(re.search(r"tcp:127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.sendall(b"hi")
+        assert client.recv(2) == b"hi"
+        proc.send_signal(signal.SIGTERM)  # waits for the open connection...
+        assert proc.stderr is not None
+        for _ in range(100):
+            if "stopped listening" in proc.stderr.readline():
+                break
+        proc.send_signal(signal.SIGTERM)  # ...until the second signal aborts it
+        assert client.recv(10) == b""
+        client.close()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.count("TRIGGER") == 1, (out, err)

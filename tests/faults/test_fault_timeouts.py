@@ -18,6 +18,8 @@ from framework.task import Clock
 from framework.testing import StringTransport
 from util import run_until, run_until_true
 
+pytestmark = pytest.mark.timeout(60)
+
 MiB = 1024 * 1024
 
 

@@ -16,6 +16,8 @@ from framework.defer import Deferred
 from framework.protocol import ClientFactory, Factory, Protocol
 from util import run_until, run_until_true
 
+pytestmark = pytest.mark.timeout(60)
+
 MiB = 1024 * 1024
 
 
