@@ -18,6 +18,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import traceback
 from collections import deque
@@ -69,6 +70,20 @@ def _number(kind: Callable[[str], Any], what: str, minimum: float, strict: bool)
     return convert
 
 
+def _interface(text: str) -> str:
+    """An IP address to bind: a literal (no name lookups while parsing options)."""
+    if text == "localhost":
+        return "127.0.0.1"
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+            return text
+        except OSError:
+            pass
+    raise argparse.ArgumentTypeError(
+        f"expected an IPv4 or IPv6 address such as 127.0.0.1, ::1 or 0.0.0.0, got {text!r}")
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -103,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--interface",
+        type=_interface,
         metavar="ADDR",
         help=f"address to bind (default {DEFAULT_INTERFACE}; 0.0.0.0 or :: opens it to the network)",
     )

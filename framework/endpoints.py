@@ -31,6 +31,8 @@ protocol once its ``connectionMade`` has run (or failing with the connection err
 
 from __future__ import annotations
 
+import socket
+
 from typing import Any, Callable
 
 from framework import error
@@ -263,10 +265,56 @@ def connectProtocol(endpoint: Any, protocol: Any) -> Deferred[Any]:
 # --- string parsing ---------------------------------------------------------------------
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _escape_ipv6_values(description: str) -> str:
+    """Let ``interface=::1`` and ``host=::1`` through unescaped, as users write them.
+
+    Twisted requires ``interface=\\:\\:1``; here the longest run of following fields that
+    completes an IPv6 literal is taken into the value. Escaped values are left alone.
+    """
+    fields: list[str] = []
+    current: list[str] = []
+    chars = iter(description)
+    for ch in chars:
+        if ch == "\\":
+            current.append(ch)
+            current.append(next(chars, ""))
+        elif ch == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    fields.append("".join(current))
+    out: list[str] = []
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        key, sep, value = field.partition("=")
+        if sep and key in ("interface", "host") and "\\" not in value:
+            for j in range(len(fields) - 1, i, -1):
+                tail = fields[i + 1:j + 1]
+                candidate = ":".join([value, *tail])
+                if all("=" not in t and "\\" not in t for t in tail) and _is_ipv6(candidate):
+                    field = f"{key}={candidate.replace(':', chr(92) + ':')}"
+                    i = j
+                    break
+        out.append(field)
+        i += 1
+    return ":".join(out)
+
+
 def _split(description: str) -> tuple[list[str], dict[str, str]]:
     """Split an endpoint description into positional fields and ``key=value`` options."""
     if not isinstance(description, str):
         raise TypeError(f"endpoint description must be str, not {type(description).__name__}")
+    description = _escape_ipv6_values(description)
     args: list[str] = []
     kwargs: dict[str, str] = {}
     current: list[str] = []

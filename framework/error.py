@@ -22,6 +22,9 @@ class CannotListenError(BindError):
         self.socketError = socketError
 
     def __str__(self) -> str:
+        if isinstance(self.port, (str, bytes)) and not self.interface:  # a UNIX socket path
+            where = self.port.decode(errors="replace") if isinstance(self.port, bytes) else self.port
+            return f"Couldn't listen on {where!r}: {self.socketError}."
         iface = self.interface or "any"
         return f"Couldn't listen on {iface}:{self.port}: {self.socketError}."
 

@@ -226,8 +226,9 @@ class FakeConnector(IConnector):
         self.connectCalls += 1
         self.state = "connecting"
         self.stoppedConnecting = False
-        if self.factory is not None:
-            self.factory.startedConnecting(self)
+        started = getattr(self.factory, "startedConnecting", None)
+        if started is not None:  # a plain Factory has no client callbacks
+            started(self)
 
     def disconnect(self) -> None:
         self.disconnected = True
@@ -398,7 +399,9 @@ class MemoryReactor(Clock):
     def _connect(self, address: _Address, factory: Any) -> FakeConnector:
         connector = FakeConnector(address, factory)
         self.connectors.append(connector)
-        factory.startedConnecting(connector)
+        started = getattr(factory, "startedConnecting", None)
+        if started is not None:
+            started(connector)
         return connector
 
 

@@ -510,3 +510,13 @@ def test_echo_stops_reading_a_client_that_does_not_read(reactor: Any) -> None:
         client.close()
         port.stopListening()
     run_until_true(reactor, lambda: bool(lost))
+
+
+def test_chat_strips_control_characters_so_nobody_rewrites_other_screens() -> None:
+    room = ChatRoom()
+    a, ta = room.join()
+    b, tb = room.join()
+    for t in (ta, tb):
+        t.clear()
+    a.dataReceived(b"cr only\rtwo\x1b[2J\x07\r\n")
+    assert lines(tb) == ["<guest1> cr onlytwo[2J"]

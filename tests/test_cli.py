@@ -412,6 +412,8 @@ BAD_USAGE: list[tuple[Sequence[str], str]] = [
     (["--protocol", "echo", "--idle-timeout", "soon"], "idle-timeout"),
     (["--protocol", "echo", "--listen", "carrier-pigeon:8000"], "carrier-pigeon"),
     (["--protocol", "echo", "--log-level", "loud"], "log-level"),
+    (["--protocol", "echo", "--interface", "999.1.1.1"], "999.1.1.1"),
+    (["--protocol", "echo", "--interface", "some.host.name"], "IPv4 or IPv6"),
     (["--port", "0"], "--protocol"),
     (["--no-such-flag"], "--no-such-flag"),
 ]

@@ -402,3 +402,16 @@ def test_real_unix_round_trip_through_string_endpoints(reactor: Any, tmp_path: A
         assert run_until(reactor, factory.lost) is error.ConnectionDone
     finally:
         run_until(reactor, port.stopListening())
+
+
+@pytest.mark.parametrize("description, key, address", [
+    ("tcp:0:interface=::1", "interface", "::1"),
+    ("tcp6:0:interface=::1", "interface", "::1"),
+    ("tcp:host=::1:port=80", "host", "::1"),
+    ("tcp:host=fe80::1%lo:port=80", "host", "fe80::1%lo"),
+    ("tcp6:0:interface=\\:\\:1", "interface", "::1"),
+])
+def test_ipv6_literals_need_no_escaping(description: str, key: str, address: str) -> None:
+    from framework.endpoints import _split
+
+    assert _split(description)[1][key] == address

@@ -504,3 +504,30 @@ def test_behind_haproxy_send_proxy_v2(haproxy_setup: dict[str, Any]) -> None:
     assert instances[other].finish() == 0
     for p in instances.values():  # health checks and clients: no PROXY header complaint
         assert "framework.proxyprotocol" not in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
+def test_proxy_header_then_tls_in_workers(tmp_path: Path, proc: list[Proc]) -> None:
+    """HAProxy in ``mode tcp`` sends the PROXY header in clear, then the client's TLS bytes."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    p = Proc([*SERVE, "--protocol", "echo", "--port", "0", "--proxy-protocol", "--workers", "2",
+              "--tls-cert", str(cert_file), "--tls-key", str(key_file)])
+    proc.append(p)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    for _ in range(3):
+        raw = connect(p.port())
+        raw.sendall(V1_TCP4)
+        with client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"secret")
+            assert recv_exactly(tls, 6) == b"secret"
+    p.signal(signal.SIGTERM)
+    assert p.finish() == 0
+    assert "framework.proxyprotocol" not in p.stderr

@@ -307,3 +307,14 @@ def test_fixtures_work_in_a_users_test_suite(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout
+
+
+def test_memory_reactor_records_connect_with_a_plain_factory() -> None:
+    from framework.protocol import Factory, Protocol
+    from framework.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    factory = Factory.forProtocol(Protocol)
+    connector = reactor.connectTCP("127.0.0.1", 8007, factory)
+    assert reactor.tcpClients[0][:3] == ("127.0.0.1", 8007, factory)
+    assert connector.getDestination().port == 8007

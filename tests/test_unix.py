@@ -188,3 +188,10 @@ def test_bad_addresses_raise_value_error(reactor: Any) -> None:
         unix.listenUNIX(reactor, "", ServerFactory())
     with pytest.raises(ValueError):
         unix.connectUNIX(reactor, 42, OneFactory())  # type: ignore[arg-type]
+
+
+def test_cannot_listen_error_names_the_socket_path() -> None:
+    from framework import error as _error
+
+    text = str(_error.CannotListenError("", "/run/app/echo.sock", OSError(98, "Address already in use")))
+    assert "'/run/app/echo.sock'" in text and "any:" not in text and "Address already in use" in text

@@ -21,6 +21,7 @@ __all__ = ["Chat", "ChatFactory", "register_protocols"]
 
 DEFAULT_PORT = 8023
 _NICK = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]")
 _HELP = "commands: /nick NAME, /who, /quit"
 
 
@@ -91,7 +92,8 @@ class Chat(LineReceiver):
         self.error(f"line too long (more than {self.MAX_LENGTH} bytes), not sent")
 
     def lineReceived(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace")
+        # Control characters (a bare CR, escape sequences) could rewrite other users' screens.
+        text = _CONTROL.sub("", line.decode("utf-8", "replace"))
         if text.startswith("/"):
             command, _, arg = text.partition(" ")
             handler = getattr(self, "do_" + command[1:].lower(), None)
