@@ -34,6 +34,7 @@ PROG = "reactor-serve"
 DEFAULT_PORT = 8000
 DEFAULT_INTERFACE = "127.0.0.1"
 DEFAULT_GRACE = 10.0
+DEFAULT_BACKLOG = socket.SOMAXCONN
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -376,9 +377,11 @@ def _parse_options(items: Iterable[str]) -> dict[str, str]:
 
 
 def _tcp_description(port: int, interface: str) -> str:
+    # A server should not leave a burst of clients in SYN retries: the kernel's maximum
+    # backlog rather than listenTCP's (Twisted's) default of 50.
     if ":" in interface:
-        return f"tcp6:{port}:interface={interface.replace(':', chr(92) + ':')}"
-    return f"tcp:{port}:interface={interface}"
+        return f"tcp6:{port}:interface={interface.replace(':', chr(92) + ':')}:backlog={DEFAULT_BACKLOG}"
+    return f"tcp:{port}:interface={interface}:backlog={DEFAULT_BACKLOG}"
 
 
 def _endpoint(reactor: Any, description: str) -> Any:

@@ -455,3 +455,16 @@ def assert_one_error_line(stderr: str, mentions: str) -> None:
     assert lines[0].startswith("reactor-serve: error: "), stderr
     assert mentions in lines[0], stderr
     assert "Traceback" not in stderr
+
+
+def test_port_listeners_use_the_kernel_maximum_backlog() -> None:
+    """A burst of clients must not sit in SYN retries behind listenTCP's default of 50."""
+    import socket as _socket
+
+    from framework import cli
+    from framework.endpoints import _split
+
+    for interface in ("127.0.0.1", "::1"):
+        _args, options = _split(cli._tcp_description(8007, interface))
+        assert int(options["backlog"]) == _socket.SOMAXCONN > 50
+        assert options["interface"] == interface
