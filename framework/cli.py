@@ -524,7 +524,7 @@ class Server:
         self._grace_call: Any = None
         self._stop_scheduled = False
         self._signals: deque[int] = deque()
-        self._waker: _SignalWaker | None = None
+        self._waker: SignalWaker | None = None
         self._old_handlers: dict[int, Any] = {}
 
     def run(self) -> int:
@@ -608,7 +608,7 @@ class Server:
     # signals: the handler only queues the number and wakes the reactor through a pipe
 
     def _install_signals(self) -> None:
-        self._waker = _SignalWaker(self)
+        self._waker = SignalWaker(self._handle_signals)
         self.reactor.addReader(self._waker)
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -712,11 +712,14 @@ class Server:
             pass
 
 
-class _SignalWaker:
-    """A pipe the reactor reads: the signal handler writes a byte so the loop wakes at once."""
+class SignalWaker:
+    """A self-pipe the reactor reads: a signal handler queues its signal and calls ``wake()``
+    so the loop wakes at once; the reactor then calls ``handle()`` on its own thread.
+    Shared by ``reactor-serve`` and the ``--workers`` supervisor."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, handle: Callable[[], None], name: str = "reactor-serve signals") -> None:
+        self.handle = handle
+        self.name = name
         self.r, self.w = os.pipe()
         os.set_blocking(self.r, False)
         os.set_blocking(self.w, False)
@@ -736,13 +739,13 @@ class _SignalWaker:
                 pass
         except OSError:
             pass
-        self.server._handle_signals()
+        self.handle()
 
     def connectionLost(self, reason: Any) -> None:
         pass
 
     def logPrefix(self) -> str:
-        return "reactor-serve signals"
+        return self.name
 
     def close(self) -> None:
         for fd in (self.r, self.w):

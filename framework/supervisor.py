@@ -37,6 +37,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from framework import error
+from framework.cli import SignalWaker
 
 __all__ = ["Supervisor", "run"]
 
@@ -318,46 +319,6 @@ def _strip_workers(argv: Sequence[str]) -> list[str]:
     return out
 
 
-class _Waker:
-    """Signal handlers queue the signal and write a byte here; the reactor reads it."""
-
-    def __init__(self, handle: Callable[[], None]) -> None:
-        self.handle = handle
-        self.r, self.w = os.pipe()
-        os.set_blocking(self.r, False)
-        os.set_blocking(self.w, False)
-
-    def fileno(self) -> int:
-        return self.r
-
-    def logPrefix(self) -> str:
-        return "supervisor signals"
-
-    def wake(self) -> None:
-        try:
-            os.write(self.w, b"\0")
-        except OSError:
-            pass
-
-    def doRead(self) -> None:
-        try:
-            while os.read(self.r, 512):
-                pass
-        except OSError:
-            pass
-        self.handle()
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        for fd in (self.r, self.w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 class Supervisor:
     """Runs ``count`` workers of ``command`` on ``listeners``; see the module docstring."""
 
@@ -397,7 +358,7 @@ class Supervisor:
         self._reload_new: _Worker | None = None
         self._reload_timeout: Any = None
         self._signals: deque[int] = deque()
-        self._waker: _Waker | None = None
+        self._waker: SignalWaker | None = None
         self._old_handlers: dict[int, Any] = {}
         self._kill_call: Any = None
         self._libc: Any = None
@@ -410,7 +371,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Start the workers and supervise them until stopped; returns the exit status."""
-        self._waker = _Waker(self._handle_signals)
+        self._waker = SignalWaker(self._handle_signals, "supervisor signals")
         self.reactor.addReader(self._waker)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
