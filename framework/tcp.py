@@ -138,7 +138,23 @@ def _logProtocolError(what: str, transport: Any) -> None:
               transport._describePeer(), exc_info=True)
 
 
-class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
+class _ReadToggle:
+    """Read interest registered with the reactor at most once (``_reading`` tracks it)."""
+
+    __slots__ = ()
+
+    def _startReading(self: Any) -> None:
+        if not self._reading:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    def _stopReading(self: Any) -> None:
+        if self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+
+
+class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
     """A connected stream socket: reads into ``protocol.dataReceived``, buffers writes.
 
     Also an ``IPushProducer`` of its own incoming data: ``pauseProducing`` stops reading from
@@ -233,16 +249,6 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
         """The underlying socket."""
         return self.socket
 
-    def _startReading(self) -> None:
-        if not self._reading:
-            self._reading = True
-            self.reactor.addReader(self)
-
-    def _stopReading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self.reactor.removeReader(self)
-
     def _startWriting(self) -> None:
         if not self._writing:
             self._writing = True
@@ -254,8 +260,8 @@ class Connection(IReadWriteDescriptor, ITransport, IConsumer, IPushProducer):
             self.reactor.removeWriter(self)
 
     # Twisted's FileDescriptor names, for code that drives a transport directly.
-    startReading = _startReading
-    stopReading = _stopReading
+    startReading = _ReadToggle._startReading
+    stopReading = _ReadToggle._stopReading
     startWriting = _startWriting
     stopWriting = _stopWriting
 
@@ -672,7 +678,7 @@ class Client(TCPConnection):
 # -- listening ----------------------------------------------------------------------------
 
 
-class Port(IReadDescriptor, IListeningPort):
+class Port(_ReadToggle, IReadDescriptor, IListeningPort):
     """A listening stream socket: accepts connections and hands each to ``factory``."""
 
     transport: type[Connection] = Server
@@ -760,16 +766,6 @@ class Port(IReadDescriptor, IListeningPort):
 
     def _describeBound(self, sock: socket.socket) -> Any:
         return sock.getsockname()[1]
-
-    def _startReading(self) -> None:
-        if not self._reading:
-            self._reading = True
-            self.reactor.addReader(self)
-
-    def _stopReading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self.reactor.removeReader(self)
 
     def stopReading(self) -> None:
         """Stop accepting (new connections wait in the kernel's backlog) until
