@@ -641,7 +641,18 @@ class Reactor:
     def _dispatch(self, events: Iterable[tuple[int, int]]) -> None:
         rget = self._rfds.get
         wget = self._wfds.get
+        pollin = POLLIN
         for fd, ev in events:
+            if ev == pollin:  # the common case, tested first: readable and nothing else
+                handler = rget(fd)
+                if handler is not None:
+                    try:
+                        why = handler.doRead()
+                    except Exception:
+                        why = self._handler_failed(handler, "doRead")
+                    if why:
+                        self._disconnect(handler, why)
+                continue
             if ev & POLLNVAL:
                 self._invalid_fd(fd)
                 continue

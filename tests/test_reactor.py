@@ -407,8 +407,11 @@ def test_pipe_hangup_dispatches_do_read(reactor: Reactor) -> None:
         os.close(r)
 
 
+@pytest.mark.parametrize("also_writer", [False, True], ids=["reader", "reader+writer"])
 def test_exception_in_do_read_drops_with_failure(reactor: Reactor, pair: Any,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                 caplog: pytest.LogCaptureFixture,
+                                                 also_writer: bool) -> None:
+    """Both dispatch paths: a read-only event (the fast path) and a read+write event."""
     a, b = pair
 
     class Broken(Handler):
@@ -419,7 +422,8 @@ def test_exception_in_do_read_drops_with_failure(reactor: Reactor, pair: Any,
     h = Broken(a)
     other = Handler(socket.socket())  # unrelated, never registered
     reactor.addReader(h)
-    reactor.addWriter(h)
+    if also_writer:
+        reactor.addWriter(h)
     b.send(b"x")
     with caplog.at_level(logging.ERROR, logger="framework.eventloop"):
         run_until_true(reactor, lambda: h.lost)
