@@ -640,41 +640,43 @@ class Reactor:
 
     def _dispatch(self, events: Iterable[tuple[int, int]]) -> None:
         rget = self._rfds.get
-        wget = self._wfds.get
         pollin = POLLIN
         for fd, ev in events:
-            if ev == pollin:  # the common case, tested first: readable and nothing else
-                handler = rget(fd)
-                if handler is not None:
-                    try:
-                        why = handler.doRead()
-                    except Exception:
-                        why = self._handler_failed(handler, "doRead")
-                    if why:
-                        self._disconnect(handler, why)
+            if ev != pollin:
+                self._dispatch_other(fd, ev)
                 continue
-            if ev & POLLNVAL:
-                self._invalid_fd(fd)
-                continue
-            if ev & _READ_EVENTS:
-                handler = rget(fd)
-                if handler is not None:
-                    try:
-                        why = handler.doRead()
-                    except Exception:
-                        why = self._handler_failed(handler, "doRead")
-                    if why:
-                        self._disconnect(handler, why)
-                        continue
-            if ev & _WRITE_EVENTS:
-                handler = wget(fd)
-                if handler is not None:
-                    try:
-                        why = handler.doWrite()
-                    except Exception:
-                        why = self._handler_failed(handler, "doWrite")
-                    if why:
-                        self._disconnect(handler, why)
+            # The common case, inline: readable and nothing else.
+            handler = rget(fd)
+            if handler is not None:
+                try:
+                    why = handler.doRead()
+                except Exception:
+                    why = self._handler_failed(handler, "doRead")
+                if why:
+                    self._disconnect(handler, why)
+
+    def _dispatch_other(self, fd: int, ev: int) -> None:
+        """An event that is not a plain read: invalid, hang-up/error, writable, or several."""
+        if ev & POLLNVAL:
+            self._invalid_fd(fd)
+            return
+        if ev & _READ_EVENTS and self._call_handler(self._rfds.get(fd), "doRead"):
+            return  # disconnected by doRead: no doWrite
+        if ev & _WRITE_EVENTS:
+            self._call_handler(self._wfds.get(fd), "doWrite")
+
+    def _call_handler(self, handler: Any, method: str) -> bool:
+        """Run ``handler.<method>()``; True if that disconnected it."""
+        if handler is None:
+            return False
+        try:
+            why = getattr(handler, method)()
+        except Exception:
+            why = self._handler_failed(handler, method)
+        if why:
+            self._disconnect(handler, why)
+            return True
+        return False
 
     def _dispatch_timed(self, events: Iterable[tuple[int, int]]) -> None:
         rget = self._rfds.get
