@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -222,7 +223,7 @@ def main() -> int:
     ap.add_argument("--memory-conns", type=int, default=10000)
     ap.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",
-                    help="also run this server (COMMAND is split on spaces; {port} is replaced)")
+                    help="also run this server (COMMAND is split like a shell would; {port} is replaced)")
     args = ap.parse_args()
     if args.quick:
         args.repeat, args.duration = 1, 1.0
@@ -232,7 +233,7 @@ def main() -> int:
         name, sep, command = spec.partition("=")
         if not sep or not command.strip():
             sys.exit(f"--extra takes NAME=COMMAND, got {spec!r}")
-        all_servers.append(Server(name, command.split()))
+        all_servers.append(Server(name, shlex.split(command)))
     if args.only:
         wanted = {s.strip() for s in args.only.split(",")}
         all_servers = [s for s in all_servers if s.name in wanted or s.name == "asyncio Protocol"]

@@ -364,14 +364,22 @@ def _enable_middleware(name: str, reactor: Any) -> None:
 
 
 def _parse_options(items: Iterable[str]) -> dict[str, str]:
+    """``--option KEY=VALUE`` items as a dict; one option given twice is a usage error, also
+    under two spellings (``max-line`` and ``max_line`` are the same option)."""
+    from framework.plugins import option_key
+
     options: dict[str, str] = {}
+    spelled: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"bad --option {item!r}: expected KEY=VALUE")
+        first = spelled.setdefault(option_key(key), key)
         if key in options:
             raise UsageError(f"--option {key} given twice")
+        if first != key:
+            raise UsageError(f"--option {key} given twice, as {first} and {key} (the same option)")
         options[key] = value
     return options
 
@@ -468,8 +476,7 @@ def _print_list(out: Any) -> None:
         print("Plugins that failed to load:", file=out)
         for f in failures:
             origin = _origin(f)
-            err = " ".join(str(f.error).split("\n"))
-            print(f"  {f.plugin}  [{origin}]: {err}", file=out)
+            print(f"  {f.plugin}  [{origin}]: {f.reason}", file=out)
 
 
 def _print_options(entry: Any, out: Any) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "disabled",
     "failures",
     "middlewares",
+    "option_key",
     "plugin_manager",
     "protocols",
     "reactors",
@@ -78,6 +79,12 @@ def _close_match(name: str, names: Sequence[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------- options
+
+
+def option_key(name: str) -> str:
+    """The option a user-given name means: dashes and underscores are the same
+    (``max-line`` is ``max_line``)."""
+    return name.replace("-", "_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +205,21 @@ class ProtocolEntry(_Entry):
 
     def parse_options(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Validate and convert ``raw`` (``{"name": "text"}``; dashes in names allowed) into
-        the keyword arguments for the maker. Raises ``PluginOptionError`` (one line)."""
+        the keyword arguments for the maker. Raises ``PluginOptionError`` (one line), also
+        when one option is given under two spellings (``max-line`` and ``max_line``)."""
         known = {option.name: option for option in self.options}
         values: dict[str, Any] = {}
+        spelled: dict[str, str] = {}
         for key, text in raw.items():
-            option = known.get(key.replace("-", "_")) if isinstance(key, str) else None
+            option = known.get(option_key(key)) if isinstance(key, str) else None
             if option is None:
                 raise error.PluginOptionError(self._unknown_option(key))
+            first = spelled.setdefault(option.name, key)
+            if first != key:
+                raise error.PluginOptionError(
+                    f"option {option.name!r} of protocol {self.name!r} given twice "
+                    f"(as {first!r} and {key!r})"
+                )
             try:
                 values[option.name] = option.parse(text)
             except ValueError as exc:
@@ -229,7 +244,7 @@ class ProtocolEntry(_Entry):
             return f"protocol {self.name!r} takes no options (got {key!r})"
         names = [o.name for o in self.options]
         text = f"protocol {self.name!r} has no option {key!r}"
-        match = _close_match(str(key).replace("-", "_"), names)
+        match = _close_match(option_key(str(key)), names)
         if match:
             text += f"; did you mean {match!r}?"
         return f"{text} (options: {', '.join(names)})"
@@ -521,11 +536,19 @@ class PluginFailure:
     def provider(self) -> str:
         return _describe_source(self.distribution, self.version)
 
+    @property
+    def reason(self) -> str:
+        """The error on one line with its type: ``"ModuleNotFoundError: No module named 'x'"``
+        (the type alone when the exception has no message)."""
+        kind = type(self.error).__name__
+        try:
+            text = " ".join(line.strip() for line in str(self.error).splitlines()).strip()
+        except Exception:  # a plugin's exception with a broken __str__
+            text = "(unprintable exception)"
+        return f"{kind}: {text}" if text else kind
+
     def __str__(self) -> str:
-        return (
-            f"plugin {self.plugin!r} from {self.provider}: "
-            f"{type(self.error).__name__}: {self.error}"
-        )
+        return f"plugin {self.plugin!r} from {self.provider}: {self.reason}"
 
 
 # --------------------------------------------------------------------------- manager

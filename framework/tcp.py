@@ -55,8 +55,8 @@ log = logging.getLogger("framework.tcp")
 
 #: Most bytes read per read event.
 READ_SIZE = 65536
-# The fast paths read and write the descriptor with os.read/os.write: the same system calls'
-# work with less interpreter overhead than socket.recv/send (measured: docs/benchmarks-echo.md).
+# The fast paths use os.read/os.write on the descriptor: on a connected socket read(2) and
+# write(2) do what recv/send do, with less interpreter overhead (docs/benchmarks-echo.md).
 # The descriptor is only used while the transport owns the socket (``_fd`` is -1 once closed).
 _read = os.read
 _write = os.write

@@ -5,8 +5,8 @@
 - ``StringTransportWithDisconnection``: the same, but ``loseConnection`` calls the protocol's
   ``connectionLost`` as a real transport would.
 - ``MemoryReactor``: records ``listenTCP``/``connectTCP``/``listenUNIX``/``connectUNIX``/
-  ``listenUDP`` calls (``tcpServers``, ``tcpClients``, ...) and is a ``Clock``, so timers run
-  when the test calls ``advance``.
+  ``listenUDP``/``adoptStreamPort`` calls (``tcpServers``, ``tcpClients``, ...) and is a
+  ``Clock``, so timers run when the test calls ``advance``.
 - ``Clock``: ``framework.task.Clock``, re-exported.
 
 Registered as the pytest plugin ``reactor_framework`` (entry point ``pytest11``): fixtures
@@ -17,6 +17,7 @@ reactor and loads no plugin.
 from __future__ import annotations
 
 import io
+import socket
 import sys
 from typing import Any, Callable, Iterable
 
@@ -249,7 +250,8 @@ class MemoryReactor(Clock):
     ``(host, port, factory, timeout, bindAddress)``, ``unixServers``
     ``(address, factory, backlog, mode, wantPID)``, ``unixClients``
     ``(address, factory, timeout, checkPID)`` and ``udpServers``
-    ``(port, protocol, interface, maxPacketSize)``. ``connectors`` and ``ports`` hold what was
+    ``(port, protocol, interface, maxPacketSize)``, ``adoptedPorts``
+    ``(fileDescriptor, addressFamily, factory)``. ``connectors`` and ``ports`` hold what was
     returned. A ``listen*`` call for a port that is in ``failListen`` raises
     ``CannotListenError``, to test error paths.
     """
@@ -267,6 +269,8 @@ class MemoryReactor(Clock):
         #: contextFactory, timeout, bindAddress)``, as Twisted's MemoryReactor records them.
         self.sslServers: list[tuple[Any, ...]] = []
         self.sslClients: list[tuple[Any, ...]] = []
+        #: ``(fileDescriptor, addressFamily, factory)`` of each ``adoptStreamPort`` call.
+        self.adoptedPorts: list[tuple[int, int, Any]] = []
         self.connectors: list[FakeConnector] = []
         self.ports: list[FakePort] = []
         self.failListen: set[Any] = set()
@@ -395,6 +399,30 @@ class MemoryReactor(Clock):
     ) -> FakeConnector:
         self.sslClients.append((host, port, factory, contextFactory, timeout, bindAddress))
         return self._connect(_address_for("TCP", host, port, host), factory)
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> FakePort:
+        """Record ``(fileDescriptor, addressFamily, factory)`` in ``adoptedPorts``; the
+        descriptor is never touched. Bad arguments raise as the real reactor's do."""
+        if isinstance(fileDescriptor, bool) or not isinstance(fileDescriptor, int):
+            raise TypeError(f"fileDescriptor must be an int, not {type(fileDescriptor).__name__}")
+        if fileDescriptor < 0:
+            raise ValueError(f"cannot adopt descriptor {fileDescriptor}: not a valid descriptor")
+        address: _Address
+        if addressFamily == socket.AF_INET:
+            address = IPv4Address("TCP", "0.0.0.0", 0)
+        elif addressFamily == socket.AF_INET6:
+            address = IPv6Address("TCP", "::", 0)
+        elif addressFamily == socket.AF_UNIX:
+            address = UNIXAddress(None)
+        else:
+            raise ValueError(
+                f"cannot adopt a stream socket of address family {addressFamily!r}: "
+                "AF_INET, AF_INET6 or AF_UNIX only"
+            )
+        self.adoptedPorts.append((fileDescriptor, addressFamily, factory))
+        port = FakePort(address, factory)
+        self.ports.append(port)
+        return port
 
     def _connect(self, address: _Address, factory: Any) -> FakeConnector:
         connector = FakeConnector(address, factory)

@@ -3,16 +3,22 @@
 ``reactor``: a fresh private ``Reactor`` per test, once for every available backend (test ids
 are the backend names), closed afterwards. The test fails if it leaves readers, writers or
 threads behind.
+
+``serve``: ``serve(*args, env=None, startup=True)`` starts ``reactor-serve ARGS`` as a
+``serve_util.Proc`` (waiting for its startup line unless ``startup`` is false); every process
+started is killed after the test.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from framework.eventloop import Reactor
+from serve_util import SERVE, Proc
+from util import close_quietly
 
 
 def _available_backends() -> list[str]:
@@ -49,7 +55,7 @@ def _close(r: Reactor, threads_before: set[threading.Thread]) -> list[str]:
     if leftovers:
         problems.append(f"left registered with the reactor: {leftovers!r}")
         for handler in leftovers:
-            _close_quietly(handler)
+            close_quietly(handler)
     r.close()
     alive = []
     for thread in set(threading.enumerate()) - threads_before:
@@ -61,12 +67,15 @@ def _close(r: Reactor, threads_before: set[threading.Thread]) -> list[str]:
     return problems
 
 
-def _close_quietly(handler: Any) -> None:
-    for name in ("abortConnection", "loseConnection", "close"):
-        method = getattr(handler, name, None)
-        if method is not None:
-            try:
-                method()
-            except Exception:
-                pass
-            return
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Proc]]:
+    started: list[Proc] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, startup: bool = True) -> Proc:
+        p = Proc([*SERVE, *args], env=env, startup=startup)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.close()

@@ -1,7 +1,8 @@
 """Running ``reactor-serve`` (or a script calling ``framework.cli.main``) in tests.
 
 ``Proc`` reads stdout and stderr without blocking and waits for lines matching a pattern, with
-a timeout: tests synchronise on what the process says, never on sleeps.
+a timeout: tests synchronise on what the process says, never on sleeps. The ``serve`` fixture
+(tests/conftest.py) starts ``reactor-serve`` as a ``Proc`` and kills it after the test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 SERVE = [sys.executable, "-m", "framework"]
@@ -21,8 +23,19 @@ STARTUP = re.compile(r"^reactor-serve: serving (\S+) on (.+) \(reactor (\S+)\)$"
 TIMEOUT = 15.0
 
 
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``reactor-serve ARGS`` run to completion, output captured as text."""
+    return subprocess.run(
+        [*SERVE, *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
+
+
 class Proc:
-    """A subprocess whose output is collected; ``wait_*`` block until a line matches."""
+    """A subprocess whose output is collected; ``wait_*`` block until a line matches.
+
+    With ``startup`` (the default) it waits for the ``reactor-serve`` startup line and sets
+    ``protocol``, ``reactor`` and ``addresses`` from it.
+    """
 
     def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
                  pass_fds: Sequence[int] = (), new_session: bool = True, startup: bool = True) -> None:
@@ -43,11 +56,16 @@ class Proc:
             os.set_blocking(f.fileno(), False)
             self._sel.register(f, selectors.EVENT_READ)
         self.addresses: list[str] = []
+        self.protocol = ""
         self.reactor = ""
         if startup:
-            m = STARTUP.match(self.wait_stdout(STARTUP))
+            try:
+                m = STARTUP.match(self.wait_stdout(STARTUP))
+            except BaseException:
+                self.close()  # no caller holds it yet: do not leave it running
+                raise
             assert m is not None
-            self.reactor = m.group(3)
+            self.protocol, self.reactor = m.group(1), m.group(3)
             self.addresses = m.group(2).split(", ")
 
     @property
@@ -57,7 +75,16 @@ class Proc:
     def port(self, index: int = 0) -> int:
         return int(self.addresses[index].rsplit(":", 1)[1])
 
+    def tcp_port(self, index: int = 0) -> int:
+        """The port of ``addresses[index]``, which must be TCP on a loopback address."""
+        kind, rest = self.addresses[index].split(":", 1)
+        assert kind == "tcp", self.addresses
+        host, port = rest.rsplit(":", 1)
+        assert host in ("127.0.0.1", "[::1]"), self.addresses
+        return int(port)
+
     def _pump(self, deadline: float) -> bool:
+        """Read what is available (waiting until ``deadline``); False once both pipes closed."""
         if not self._sel.get_map():
             return False
         for key, _ in self._sel.select(max(0.0, deadline - time.monotonic())):
@@ -101,6 +128,7 @@ class Proc:
         self.proc.send_signal(signum)
 
     def finish(self, timeout: float = TIMEOUT) -> int:
+        """Wait for exit, collecting output; returns the exit status."""
         deadline = time.monotonic() + timeout
         while self._pump(deadline) and time.monotonic() < deadline:
             pass
@@ -133,7 +161,7 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         data = sock.recv(n - len(buf))
-        assert data, f"closed after {len(buf)} of {n} bytes"
+        assert data, f"closed after {len(buf)} of {n} bytes: {bytes(buf)!r}"
         buf += data
     return bytes(buf)
 
@@ -185,6 +213,14 @@ def worker_pids(proc: Proc, count: int, timeout: float = TIMEOUT) -> list[int]:
 
 def env_without(*names: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(extra)
+    return env
+
+
+def env_with(site: Path, **extra: str) -> dict[str, str]:
+    """This environment with ``site`` first on ``PYTHONPATH``, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     env.update(extra)
     return env
 

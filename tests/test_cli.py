@@ -2,155 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pytest
 
 import framework
 from framework import plugins
+from serve_util import TIMEOUT, connect, env_with, recv_exactly, recv_line, run_cli
 
-SERVE = [sys.executable, "-m", "framework"]
-STARTUP = re.compile(r"^reactor-serve: serving (\S+) on (.+) \(reactor (\S+)\)$")
-TIMEOUT = 15.0
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVE, *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
-    )
-
-
-class Served:
-    """A running ``reactor-serve``; ``addresses`` are parsed from its startup line."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [*SERVE, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self._out = b""
-        self._err = b""
-        self._sel = selectors.DefaultSelector()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        for f in (self.proc.stdout, self.proc.stderr):
-            os.set_blocking(f.fileno(), False)
-            self._sel.register(f, selectors.EVENT_READ)
-        line = self.wait_stdout(STARTUP)
-        m = STARTUP.match(line)
-        assert m is not None
-        self.protocol, self.reactor = m.group(1), m.group(3)
-        self.addresses = m.group(2).split(", ")
-
-    def tcp_port(self, index: int = 0) -> int:
-        kind, rest = self.addresses[index].split(":", 1)
-        assert kind == "tcp"
-        host, port = rest.rsplit(":", 1)
-        assert host in ("127.0.0.1", "[::1]")
-        return int(port)
-
-    def _pump(self, deadline: float) -> bool:
-        """Read what is available (waiting until ``deadline``); False once both pipes closed."""
-        if not self._sel.get_map():
-            return False
-        for key, _ in self._sel.select(max(0.0, deadline - time.monotonic())):
-            data = os.read(key.fd, 65536)
-            if not data:
-                self._sel.unregister(key.fileobj)
-            elif key.fileobj is self.proc.stdout:
-                self._out += data
-            else:
-                self._err += data
-        return True
-
-    def _wait(self, which: str, pattern: re.Pattern[str], timeout: float = TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = (self._out if which == "out" else self._err).decode(errors="replace")
-            for line in text.splitlines():
-                if pattern.search(line):
-                    return line
-            if time.monotonic() > deadline or not self._pump(deadline):
-                raise AssertionError(f"{pattern.pattern!r} not seen on std{which}; stdout={self._out!r} stderr={self._err!r}")
-
-    def wait_stdout(self, pattern: re.Pattern[str] | str, timeout: float = TIMEOUT) -> str:
-        return self._wait("out", re.compile(pattern) if isinstance(pattern, str) else pattern, timeout)
-
-    def wait_stderr(self, pattern: str, timeout: float = TIMEOUT) -> str:
-        return self._wait("err", re.compile(pattern), timeout)
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(signum)
-
-    def finish(self, timeout: float = TIMEOUT) -> int:
-        """Wait for exit, collecting output; returns the exit status."""
-        deadline = time.monotonic() + timeout
-        while self._pump(deadline) and time.monotonic() < deadline:
-            pass
-        return self.proc.wait(max(0.1, deadline - time.monotonic()))
-
-    @property
-    def stderr(self) -> str:
-        return self._err.decode(errors="replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        for key in list(self._sel.get_map().values()):
-            self._sel.unregister(key.fileobj)
-        self._sel.close()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[Served] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> Served:
-        s = Served(*args, env=env)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.close()
-
-
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        data = sock.recv(n - len(buf))
-        assert data, f"closed after {buf!r}"
-        buf += data
-    return buf
-
-
-def recv_line(sock: socket.socket) -> bytes:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        data = sock.recv(1)
-        assert data, f"closed after {buf!r}"
-        buf += data
-    return buf
+# ``serve`` (tests/conftest.py) starts ``reactor-serve`` as a ``serve_util.Proc``.
 
 
 def recv_until_closed(sock: socket.socket) -> bytes:
@@ -386,9 +253,7 @@ def unavailable_backend_env(tmp_path: Path) -> dict[str, str]:
             """
         )
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
+    return env_with(site)
 
 
 def busy_port() -> socket.socket:

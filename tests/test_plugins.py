@@ -187,6 +187,10 @@ def test_broken_import_is_logged_and_skipped(site: FakeSite, caplog: pytest.LogC
     [failure] = plugins.failures()
     assert (failure.plugin, failure.distribution, failure.version) == ("broken", "fake-broken", "0.3")
     assert isinstance(failure.error, ModuleNotFoundError)
+    assert failure.reason == (
+        "ModuleNotFoundError: No module named 'no_such_module_for_reactor_framework_tests'"
+    )
+    assert str(failure) == f"plugin 'broken' from fake-broken 0.3: {failure.reason}"
     [record] = [r for r in caplog.records if r.name == "framework.plugins"]
     assert record.levelno == logging.WARNING
     message = record.getMessage()
@@ -531,6 +535,35 @@ def test_option_dashes_and_defaults_not_passed_when_none() -> None:
     assert entry.make_factory({}).options == {}
 
 
+@pytest.mark.parametrize(
+    ("raw", "spellings"),
+    [
+        ({"max-lines": "1", "max_lines": "2"}, ["'max-lines'", "'max_lines'"]),
+        ({"max_lines": "1", "max-lines": "2"}, ["'max_lines'", "'max-lines'"]),
+        # another option in between, and the same value under both spellings: still refused
+        ({"max-lines": "1", "greeting": "hi", "max_lines": "1"}, ["'max-lines'", "'max_lines'"]),
+    ],
+)
+def test_one_option_under_two_spellings_is_an_error(raw: dict[str, str], spellings: list[str]) -> None:
+    """No spelling silently overrides the other, even with the same value."""
+    made: list[dict[str, Any]] = []
+    entry = _entry(lambda **kw: made.append(kw), Option("max_lines", int), Option("greeting", str))
+    with pytest.raises(error.PluginOptionError) as info:
+        entry.make_factory(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "option 'max_lines' of protocol 'demo' given twice" in message
+    for spelling in spellings:
+        assert spelling in message
+    assert made == []  # the maker never ran
+
+
+def test_option_key_treats_dashes_as_underscores() -> None:
+    assert plugins.option_key("max-line") == plugins.option_key("max_line") == "max_line"
+    assert plugins.option_key("a-b_c-d") == "a_b_c_d"
+    assert plugins.option_key("plain") == "plain"
+
+
 def test_maker_kinds() -> None:
     from framework.protocol import Factory, Protocol
 
@@ -585,3 +618,28 @@ def test_add_validates_its_arguments() -> None:
     with pytest.raises(TypeError):
         ReactorRegistry().add("r", object, priority="high")  # type: ignore[arg-type]
     assert len(registry) == 0
+
+
+# --------------------------------------------------------------------------- failure reasons
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (ModuleNotFoundError("No module named 'x'"), "ModuleNotFoundError: No module named 'x'"),
+        (ValueError("first line\n  second line\n"), "ValueError: first line second line"),
+        (RuntimeError(), "RuntimeError"),
+        (SystemExit(3), "SystemExit: 3"),
+        (error.PluginError("implements no hook"), "PluginError: implements no hook"),
+        (_Unprintable(), "_Unprintable: (unprintable exception)"),
+    ],
+)
+def test_failure_reason_is_one_line_with_the_type(exc: BaseException, reason: str) -> None:
+    failure = plugins.PluginFailure("p", "dist", "1.0", exc)
+    assert failure.reason == reason
+    assert str(failure) == f"plugin 'p' from dist 1.0: {reason}"

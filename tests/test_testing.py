@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -195,6 +197,83 @@ def test_memory_reactor_fail_listen() -> None:
     r.failListen.add(8080)
     with pytest.raises(error.CannotListenError, match="8080"):
         r.listenTCP(8080, protocol.Factory())
+
+
+# A descriptor number nothing has open: MemoryReactor must never touch the descriptor.
+_NOT_OPEN_FD = 1_000_000
+
+
+def test_memory_reactor_records_adopt_stream_port() -> None:
+    r = MemoryReactor()
+    f = protocol.Factory.forProtocol(Echo)
+    tcp4 = r.adoptStreamPort(_NOT_OPEN_FD, socket.AF_INET, f)
+    tcp6 = r.adoptStreamPort(_NOT_OPEN_FD + 1, socket.AF_INET6, f)
+    unix = r.adoptStreamPort(_NOT_OPEN_FD + 2, socket.AF_UNIX, f)
+    assert r.adoptedPorts == [
+        (_NOT_OPEN_FD, socket.AF_INET, f),
+        (_NOT_OPEN_FD + 1, socket.AF_INET6, f),
+        (_NOT_OPEN_FD + 2, socket.AF_UNIX, f),
+    ]
+    assert r.ports == [tcp4, tcp6, unix]
+    assert tcp4.getHost() == IPv4Address("TCP", "0.0.0.0", 0)
+    assert tcp6.getHost() == IPv6Address("TCP", "::", 0)
+    assert unix.getHost() == UNIXAddress(None)
+    assert tcp4.factory is f and tcp4.listening
+    assert r.tcpServers == [] and r.unixServers == []  # adopting is not listening anew
+    d = tcp4.stopListening()
+    assert d.called and not tcp4.listening
+
+
+@pytest.mark.parametrize(
+    ("fd", "family", "exc", "fragment"),
+    [
+        (_NOT_OPEN_FD, socket.AF_PACKET if hasattr(socket, "AF_PACKET") else 12345, ValueError,
+         "AF_INET, AF_INET6 or AF_UNIX only"),
+        (_NOT_OPEN_FD, -1, ValueError, "address family -1"),
+        (-1, socket.AF_INET, ValueError, "descriptor -1"),
+        ("3", socket.AF_INET, TypeError, ""),
+        (None, socket.AF_INET, TypeError, ""),
+    ],
+    ids=["AF_PACKET", "family -1", "fd -1", "fd str", "fd None"],
+)
+def test_memory_reactor_adopt_stream_port_rejects_what_the_real_one_rejects(
+    fd: Any, family: int, exc: type[Exception], fragment: str
+) -> None:
+    """Same exception type as ``framework.systemd.adoptStreamPort`` (the real reactor's), and
+    nothing recorded."""
+    from framework import systemd
+
+    r = MemoryReactor()
+    with pytest.raises(exc) as fake:
+        r.adoptStreamPort(fd, family, protocol.Factory())
+    assert fragment in str(fake.value)
+    assert r.adoptedPorts == [] and r.ports == []
+    # The real path checks the same things before it uses the reactor at all.
+    with pytest.raises(exc) as real:
+        systemd.adoptStreamPort(None, fd, family, protocol.Factory())
+    assert fragment in str(real.value)
+    if family != socket.AF_INET:  # a bad family: the very same message
+        assert str(fake.value) == str(real.value)
+
+
+def test_memory_reactor_adopt_stream_port_has_the_real_signature() -> None:
+    from framework.eventloop import Reactor
+
+    fake = inspect.signature(MemoryReactor.adoptStreamPort).parameters
+    real = inspect.signature(Reactor.adoptStreamPort).parameters
+    assert list(fake) == list(real) == ["self", "fileDescriptor", "addressFamily", "factory"]
+
+
+def test_adopted_endpoint_on_a_memory_reactor_records_instead_of_adopting() -> None:
+    from framework.systemd import AdoptedStreamServerEndpoint
+
+    r = MemoryReactor()
+    f = protocol.Factory.forProtocol(Echo)
+    d = AdoptedStreamServerEndpoint(r, _NOT_OPEN_FD, socket.AF_INET6).listen(f)
+    ports: list[Any] = []
+    d.addCallback(ports.append)
+    assert r.adoptedPorts == [(_NOT_OPEN_FD, socket.AF_INET6, f)]
+    assert ports == r.ports and len(ports) == 1
 
 
 def test_memory_reactor_is_a_clock() -> None:

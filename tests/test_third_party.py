@@ -4,18 +4,17 @@ then use them through ``reactor-serve`` with that target on ``PYTHONPATH``."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from tests.test_cli import Served, connect, recv_exactly, recv_line, run_cli
+from serve_util import connect, env_with, recv_exactly, recv_line, run_cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -50,27 +49,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def env_with(site: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def served() -> Iterator[Any]:
-    started: list[Served] = []
-
-    def start(*args: str, env: dict[str, str]) -> Served:
-        s = Served(*args, env=env)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.close()
-
-
 def test_list_shows_the_plugin_its_distribution_and_the_failures(site: Path) -> None:
     result = run_cli("--list", env=env_with(site))
     assert result.returncode == 0, result.stderr
@@ -87,8 +65,8 @@ def test_list_shows_the_plugin_its_distribution_and_the_failures(site: Path) -> 
     assert "Traceback" not in result.stderr
 
 
-def test_serve_the_third_party_protocol_with_its_middleware(site: Path, served: Any) -> None:
-    s = served(
+def test_serve_the_third_party_protocol_with_its_middleware(site: Path, serve: Any) -> None:
+    s = serve(
         "--protocol", "rot13", "--port", "0", "--option", "upper=yes", "--middleware", "callcount",
         env=env_with(site),
     )
@@ -107,8 +85,8 @@ def test_third_party_option_errors_are_clear(site: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_builtins_keep_working_next_to_a_broken_plugin(site: Path, served: Any) -> None:
-    s = served("--protocol", "echo", "--port", "0", env=env_with(site))
+def test_builtins_keep_working_next_to_a_broken_plugin(site: Path, serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0", env=env_with(site))
     with connect(s.tcp_port()) as c:
         c.sendall(b"still here")
         assert recv_exactly(c, 10) == b"still here"

@@ -72,3 +72,15 @@ def _run(reactor: Reactor, timeout: float, finished: Callable[[], Any], what: st
         if timed_out:
             pytest.fail(f"{what} within {timeout} s", pytrace=False)
         pytest.fail(f"{what}: the reactor stopped first", pytrace=False)
+
+
+def close_quietly(handler: Any) -> None:
+    """Abort (or lose, or close) a handler a test left registered; errors are ignored."""
+    for name in ("abortConnection", "loseConnection", "close"):
+        method = getattr(handler, name, None)
+        if method is not None:
+            try:
+                method()
+            except Exception:
+                pass
+            return

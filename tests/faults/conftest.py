@@ -7,6 +7,7 @@ from typing import Any, Iterator
 import pytest
 
 from faults.helpers import new_reactor
+from util import close_quietly
 
 
 @pytest.fixture
@@ -18,14 +19,7 @@ def best_reactor() -> Iterator[Any]:
     finally:
         leftovers = r.removeAll()
         for handler in leftovers:
-            for name in ("abortConnection", "loseConnection"):
-                method = getattr(handler, name, None)
-                if method is not None:
-                    try:
-                        method()
-                    except Exception:
-                        pass
-                    break
+            close_quietly(handler)
         if r._started:
             r.crash()
         r.close()
