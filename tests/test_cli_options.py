@@ -1,7 +1,7 @@
 """``reactor-serve``: a protocol option given twice, and how ``--list`` reports failed plugins.
 
-Real subprocesses (``python -m framework``); every case here exits at once, so plain
-``subprocess.run`` with a timeout is enough.
+Real subprocesses (``python -m framework``); every case here exits at once, so
+``serve_util.run_cli`` (run to completion, with a timeout) is enough.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Sequence
@@ -17,25 +16,14 @@ from typing import Sequence
 import pytest
 
 from framework import cli
-
-SERVE = [sys.executable, "-m", "framework"]
+from serve_util import env_with, run_cli
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """This environment without any ``REACTOR_FRAMEWORK_*`` setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_FRAMEWORK_")}
     env.update(extra)
     return env
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVE, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env if env is not None else _env(),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -73,7 +61,7 @@ def test_an_option_given_twice_is_a_usage_error(options: Sequence[str], mentions
     args = ["--protocol", "chat", "--port", "0", *NEVER_LISTENS]
     for option in options:
         args += ["--option", option]
-    line = error_line(run_cli(*args))
+    line = error_line(run_cli(*args, env=_env()))
     for text in mentions:
         assert text in line
     assert "Traceback" not in line
@@ -81,7 +69,7 @@ def test_an_option_given_twice_is_a_usage_error(options: Sequence[str], mentions
 
 def test_an_option_given_twice_is_refused_before_any_worker_starts() -> None:
     line = error_line(run_cli("--protocol", "chat", "--port", "0", "--workers", "2", *NEVER_LISTENS,
-                              "--option", "max-line=10", "--option", "max_line=20"))
+                              "--option", "max-line=10", "--option", "max_line=20", env=_env()))
     assert "as max-line and max_line" in line
 
 
@@ -123,8 +111,7 @@ def broken_site(tmp_path: Path) -> dict[str, str]:
     )
     for module, source in BROKEN_MODULES.items():
         (site / f"{module}.py").write_text(textwrap.dedent(source))
-    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    return _env(PYTHONPATH=pythonpath)
+    return _env(PYTHONPATH=env_with(site)["PYTHONPATH"])
 
 
 def test_list_shows_each_failure_with_its_exception_type(broken_site: dict[str, str]) -> None:

@@ -13,14 +13,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from framework import endpoints
 from framework.address import IPv4Address, IPv6Address, UNIXAddress
-from framework.defer import Deferred
 from framework.protocol import Factory, Protocol
 from framework.proxyprotocol import (
     V2_SIGNATURE,
@@ -29,7 +28,7 @@ from framework.proxyprotocol import (
     parseHeader,
     proxyEndpoint,
 )
-from serve_util import SERVE, Proc, connect, recv_exactly, recv_line
+from serve_util import Proc, connect, recv_exactly, recv_line
 from util import run_until, run_until_true
 
 
@@ -308,17 +307,8 @@ def test_haproxy_endpoint_string_wraps_the_listener(reactor: Any) -> None:
 # --- reactor-serve --proxy-protocol ------------------------------------------------------------
 
 
-@pytest.fixture
-def proc() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.close()
-
-
-def test_reactor_serve_proxy_protocol(proc: list[Proc]) -> None:
-    p = Proc([*SERVE, "--protocol", "echo", "--port", "0", "--proxy-protocol"])
-    proc.append(p)
+def test_reactor_serve_proxy_protocol(serve: Callable[..., Proc]) -> None:
+    p = serve("--protocol", "echo", "--port", "0", "--proxy-protocol")
     port = p.port()
     with connect(port) as c:
         c.sendall(v2_inet("198.51.100.7", "127.0.0.1", 4242, port) + b"echoed")
@@ -507,7 +497,7 @@ def test_behind_haproxy_send_proxy_v2(haproxy_setup: dict[str, Any]) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
-def test_proxy_header_then_tls_in_workers(tmp_path: Path, proc: list[Proc]) -> None:
+def test_proxy_header_then_tls_in_workers(tmp_path: Path, serve: Callable[..., Proc]) -> None:
     """HAProxy in ``mode tcp`` sends the PROXY header in clear, then the client's TLS bytes."""
     import ssl
 
@@ -517,9 +507,8 @@ def test_proxy_header_then_tls_in_workers(tmp_path: Path, proc: list[Proc]) -> N
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
-    p = Proc([*SERVE, "--protocol", "echo", "--port", "0", "--proxy-protocol", "--workers", "2",
-              "--tls-cert", str(cert_file), "--tls-key", str(key_file)])
-    proc.append(p)
+    p = serve("--protocol", "echo", "--port", "0", "--proxy-protocol", "--workers", "2",
+              "--tls-cert", str(cert_file), "--tls-key", str(key_file))
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
     for _ in range(3):

@@ -8,30 +8,16 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from serve_util import SERVE, Proc, connect, echo_once, recv_exactly, wait_exited, worker_pids
+from serve_util import Proc, connect, echo_once, recv_exactly, run_cli, wait_exited, worker_pids
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"),
     reason="--workers needs Linux SO_REUSEPORT",
 )
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[Proc] = []
-
-    def start(*args: str, startup: bool = True) -> Proc:
-        p = Proc([*SERVE, *args], startup=startup)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.close()
 
 
 def test_workers_share_the_port_and_ctrl_c_drains_them(serve: Any) -> None:
@@ -146,24 +132,19 @@ def test_workers_share_a_unix_socket(serve: Any, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line(args: list[str], status: int, mentions: str) -> None:
-    import subprocess
-
-    r = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    r = run_cli(*args)
     assert r.returncode == status, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("reactor-serve: error:") and mentions in lines[0], r.stderr
 
 
 def test_busy_port_is_a_runtime_error_even_though_workers_use_reuseport() -> None:
-    import subprocess
-
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # would share, without the probe
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        r = subprocess.run([*SERVE, "--protocol", "echo", "--port", str(port), "--workers", "2"],
-                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        r = run_cli("--protocol", "echo", "--port", str(port), "--workers", "2")
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "in use" in r.stderr, r.stderr
 
