@@ -5,6 +5,7 @@ Immutable and hashable, so they can key dictionaries (e.g. per-peer state in a U
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,24 @@ _Kind = Literal["TCP", "UDP"]
 def _check_kind(kind: str) -> None:
     if kind not in ("TCP", "UDP"):
         raise ValueError(f"address type must be 'TCP' or 'UDP', not {kind!r}")
+
+
+def _isIPv6(host: str) -> bool:
+    """Whether ``host`` is an IPv6 literal (a ``%scope`` suffix allowed); never a name lookup."""
+    try:
+        socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _isIPv4(host: str) -> bool:
+    """Whether ``host`` is a dotted-quad IPv4 literal; never a name lookup."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

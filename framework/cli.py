@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import framework
 from framework import error
+from framework.address import _isIPv4, _isIPv6
 from framework.policies import PolicyFactory, supports_message_timeout
 
 __all__ = ["ServeFactory", "Server", "main"]
@@ -75,12 +76,8 @@ def _interface(text: str) -> str:
     """An IP address to bind: a literal (no name lookups while parsing options)."""
     if text == "localhost":
         return "127.0.0.1"
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, text)
-            return text
-        except OSError:
-            pass
+    if _isIPv4(text) or _isIPv6(text):
+        return text
     raise argparse.ArgumentTypeError(
         f"expected an IPv4 or IPv6 address such as 127.0.0.1, ::1 or 0.0.0.0, got {text!r}")
 

@@ -36,6 +36,7 @@ import socket
 from typing import Any, Callable
 
 from framework import error
+from framework.address import _isIPv6
 from framework.defer import Deferred, fail, maybeDeferred
 from framework.failure import Failure
 from framework.protocol import ClientFactory, Factory
@@ -265,14 +266,6 @@ def connectProtocol(endpoint: Any, protocol: Any) -> Deferred[Any]:
 # --- string parsing ---------------------------------------------------------------------
 
 
-def _is_ipv6(text: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0])
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _escape_ipv6_values(description: str) -> str:
     """Let ``interface=::1`` and ``host=::1`` through unescaped, as users write them.
 
@@ -301,7 +294,7 @@ def _escape_ipv6_values(description: str) -> str:
             for j in range(len(fields) - 1, i, -1):
                 tail = fields[i + 1:j + 1]
                 candidate = ":".join([value, *tail])
-                if all("=" not in t and "\\" not in t for t in tail) and _is_ipv6(candidate):
+                if all("=" not in t and "\\" not in t for t in tail) and _isIPv6(candidate):
                     field = f"{key}={candidate.replace(':', chr(92) + ':')}"
                     i = j
                     break

@@ -25,6 +25,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from framework import error
+from framework.address import _isIPv4, _isIPv6
 from framework.failure import Failure
 from framework.interfaces import Multiplexer
 
@@ -444,18 +445,10 @@ class Reactor:
         address, or failing with ``DNSLookupError``. Numeric addresses are answered at once."""
         from framework import defer
 
-        try:
-            socket.inet_pton(socket.AF_INET, name)
-            return defer.succeed(name)
-        except (OSError, TypeError, ValueError):
-            pass
-        try:
-            socket.inet_pton(socket.AF_INET6, name)
-            return defer.succeed(name)
-        except (OSError, TypeError, ValueError):
-            pass
         if not isinstance(name, str) or not name:
             return defer.fail(error.DNSLookupError(f"not a host name: {name!r}"))
+        if _isIPv4(name) or _isIPv6(name):
+            return defer.succeed(name)
         from framework.threads import deferToThreadPool
 
         return deferToThreadPool(self, self.getThreadPool(), _lookup, self.getaddrinfo, name)

@@ -37,6 +37,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from framework import error
+from framework.address import _isIPv6
 from framework.cli import SignalWaker
 
 __all__ = ["Supervisor", "run"]
@@ -139,18 +140,10 @@ def _listen_spec(description: str) -> tuple[Any, ...]:
     return spec
 
 
-def _is_ipv6(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _tcp_listener(port: int, backlog: int, interface: str, count: int) -> _Listener:
     from framework.tcp import _address
 
-    family = socket.AF_INET6 if interface and _is_ipv6(interface) else socket.AF_INET
+    family = socket.AF_INET6 if interface and _isIPv6(interface) else socket.AF_INET
     sockets: list[socket.socket] = []
     try:
         if port:

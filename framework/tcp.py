@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from framework import error
-from framework.address import IPv4Address, IPv6Address, UNIXAddress
+from framework.address import IPv4Address, IPv6Address, UNIXAddress, _isIPv4, _isIPv6
 from framework.failure import Failure
 from framework.interfaces import (
     IConnector,
@@ -99,22 +99,6 @@ def _address(family: int, sockaddr: Any, kind: str = "TCP") -> Any:
     if family == getattr(socket, "AF_UNIX", None):
         return UNIXAddress(sockaddr or None)
     raise ValueError(f"unsupported address family {family!r}")
-
-
-def _isIPv6(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _isIPv4(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET, host)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 class _Unwatchable:

@@ -18,7 +18,8 @@ from framework import error
 from framework.failure import Failure
 from framework.interfaces import IListeningPort, IReadDescriptor
 from framework.protocol import ConnectedDatagramProtocol
-from framework.tcp import _address, _isIPv4, _isIPv6
+from framework.address import _isIPv4, _isIPv6
+from framework.tcp import _address
 
 if TYPE_CHECKING:
     from framework.defer import Deferred
