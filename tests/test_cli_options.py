@@ -128,3 +128,21 @@ def test_list_shows_each_failure_with_its_exception_type(broken_site: dict[str, 
         f"  broken-silent  {origin}: RuntimeError",
     ]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1", "127.0.0.1"),
+    ("::1", "::1"),
+    ("fe80::1%lo", "fe80::1%lo"),  # a scoped IPv6 literal, as endpoint strings take it
+    ("localhost", "127.0.0.1"),
+])
+def test_interface_takes_ip_literals(text: str, expected: str) -> None:
+    """Parsing only: nothing is bound."""
+    args = cli.build_parser().parse_args(["--protocol", "echo", "--interface", text])
+    assert args.interface == expected
+
+
+@pytest.mark.parametrize("text", ["example.com", "127.0.0.1%lo", "1.2.3", ""])
+def test_interface_refuses_anything_but_an_ip_literal(text: str) -> None:
+    with pytest.raises(cli.UsageError, match="expected an IPv4 or IPv6 address"):
+        cli.build_parser().parse_args(["--protocol", "echo", "--interface", text])
