@@ -994,13 +994,13 @@ class Reactor:
 
         return tls.connectSSL(self, host, port, factory, contextFactory, timeout, bindAddress)
 
-    def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666,
+    def listenUNIX(self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666,
                    wantPID: bool = False) -> Any:
         from framework import unix
 
         return unix.listenUNIX(self, address, factory, backlog, mode, wantPID)
 
-    def connectUNIX(self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False) -> Any:
+    def connectUNIX(self, address: str | bytes, factory: Any, timeout: float | None = 30, checkPID: bool = False) -> Any:
         from framework import unix
 
         return unix.connectUNIX(self, address, factory, timeout, checkPID)

@@ -111,7 +111,7 @@ class _Recorder:
         return ("tcp", port, backlog, interface, factory)
 
     def listenUNIX(
-        self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
+        self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
     ) -> tuple[Any, ...]:
         return ("unix", address, backlog, mode, factory)
 

@@ -370,13 +370,13 @@ class MemoryReactor(Clock):
         return self._connect(_address_for("TCP", host, port, host), factory)
 
     def listenUNIX(
-        self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
+        self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
     ) -> FakePort:
         self.unixServers.append((address, factory, backlog, mode, wantPID))
-        return self._listen(address, address, UNIXAddress(address), factory)
+        return self._listen(address, "", UNIXAddress(address), factory)
 
     def connectUNIX(
-        self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False
+        self, address: str | bytes, factory: Any, timeout: float | None = 30, checkPID: bool = False
     ) -> FakeConnector:
         self.unixClients.append((address, factory, timeout, checkPID))
         return self._connect(UNIXAddress(address), factory)

@@ -199,6 +199,18 @@ def test_memory_reactor_fail_listen() -> None:
         r.listenTCP(8080, protocol.Factory())
 
 
+@pytest.mark.parametrize("path", ["/run/app.sock", b"\0abstract"])
+def test_memory_reactor_fail_listen_unix_reads_like_the_real_error(path: str | bytes) -> None:
+    r = MemoryReactor()
+    r.failListen.add(path)
+    with pytest.raises(error.CannotListenError) as info:
+        r.listenUNIX(path, protocol.Factory())
+    shown = path.decode() if isinstance(path, bytes) else path
+    assert str(info.value).startswith(f"Couldn't listen on {shown!r}: ")
+    assert info.value.port == path and info.value.interface == ""
+    assert r.unixServers[0][0] == path
+
+
 # A descriptor number nothing has open: MemoryReactor must never touch the descriptor.
 _NOT_OPEN_FD = 1_000_000
 
