@@ -60,15 +60,31 @@ def _install(name: str | None, by: str) -> Reactor:
     from framework import plugins
     from framework.eventloop import Reactor
 
-    registry = plugins.reactors()
-    name = name or os.environ.get(BACKEND_ENV) or None
-    entry = registry.get(name) if name else registry.best()
+    entry = _backend_entry(name)
     reason = entry.availability()
     if reason is not None:
         raise error.ReactorUnavailableError(f"reactor backend {entry.name!r} is not available: {reason}")
     _reactor = Reactor(entry.factory(), entry.name)
     _installed_by = by
     return _reactor
+
+
+def _backend_entry(name: str | None) -> Any:
+    """The registry entry of backend ``name``, else of ``$REACTOR_FRAMEWORK_BACKEND``, else the
+    best available one; an unknown name from the environment says where it came from."""
+    from framework import error, plugins
+
+    registry = plugins.reactors()
+    if name:
+        return registry.get(name)
+    name = os.environ.get(BACKEND_ENV) or None
+    if name is None:
+        return registry.best()
+    try:
+        return registry.get(name)
+    except error.UnknownPluginError as e:
+        e.args = (f"{e.args[0]}; it is named by ${BACKEND_ENV}",)
+        raise
 
 
 def installed_reactor() -> Reactor | None:

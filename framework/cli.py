@@ -50,7 +50,26 @@ class RuntimeFailure(Exception):
     """The input was fine but serving failed (busy port, permission...): exit status 1."""
 
 
+class _Once(argparse.Action):
+    """Store the value of an option that takes one; giving it twice is a usage error, not a
+    silent override (``--port 80 --port 81``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given:
+            raise argparse.ArgumentError(
+                self, f"given twice ({given[self.dest]!r}, then {values!r}); give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        if "action" not in kwargs and args and str(args[0]).startswith("-"):
+            kwargs["action"] = _Once
+        return super().add_argument(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
@@ -95,8 +114,13 @@ def _port(text: str) -> int:
 def _workers(text: str) -> int:
     if text == "auto":
         return 0  # resolved to the CPU count by the supervisor
-    value = _number(int, "a worker count or 'auto'", 1, False)(text)
-    return int(value)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a worker count (1 or more) or 'auto', got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = args.log_level == "debug"
         _configure_logging(args.log_level)
         return _run(args)
+    except BrokenPipeError:  # reactor-serve --list | head: the reader has gone; say nothing
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 128 + signal.SIGPIPE
     except UsageError as e:
         return _fail(e, EXIT_USAGE, debug)
     except RuntimeFailure as e:

@@ -12,6 +12,11 @@ class BindError(Exception):
     """An address could not be bound."""
 
 
+def _sentence(reason: object) -> str:
+    """``reason`` as text without its closing period (the message adds one)."""
+    return str(reason).rstrip(".")
+
+
 class CannotListenError(BindError):
     """Listening on an address failed; carries the interface, port and underlying reason."""
 
@@ -24,9 +29,9 @@ class CannotListenError(BindError):
     def __str__(self) -> str:
         if isinstance(self.port, (str, bytes)) and not self.interface:  # a UNIX socket path
             where = self.port.decode(errors="replace") if isinstance(self.port, bytes) else self.port
-            return f"Couldn't listen on {where!r}: {self.socketError}."
+            return f"Couldn't listen on {where!r}: {_sentence(self.socketError)}."
         iface = self.interface or "any"
-        return f"Couldn't listen on {iface}:{self.port}: {self.socketError}."
+        return f"Couldn't listen on {iface}:{self.port}: {_sentence(self.socketError)}."
 
 
 class MessageLengthError(Exception):
@@ -47,9 +52,9 @@ class ConnectError(Exception):
     def __str__(self) -> str:
         s = (self.__doc__ or self.__class__.__name__).strip().splitlines()[0].rstrip(".")
         if self.osError:
-            s = f"{s}: {self.osError}"
+            s = f"{s}: {_sentence(self.osError)}"
         if self.args[0]:
-            s = f"{s}: {self.args[0]}"
+            s = f"{s}: {_sentence(self.args[0])}"
         return s + "."
 
 

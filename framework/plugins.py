@@ -382,6 +382,11 @@ class _Registry(Generic[_E]):
         if match:
             text += f"; did you mean {match!r}?"
         text += f" (available: {', '.join(names) if names else 'none'})"
+        state = _state
+        if state is not None and name in state.disabled and self in (
+            state.protocols, state.reactors, state.middlewares
+        ):
+            text += f"; a plugin named {name!r} is installed but disabled by ${DISABLE_ENV}"
         exc = error.UnknownPluginError(text)
         exc.name = name  # type: ignore[attr-defined]
         exc.available = names  # type: ignore[attr-defined]
@@ -646,7 +651,7 @@ def _discover(state: _State) -> None:
     found.sort(key=lambda item: item[:3])
     for _key, name, value, ep, dist, version in found:
         if name in disabled:
-            log.info("plugin %r from %s disabled by %s", name, _describe_source(dist, version),
+            log.debug("plugin %r from %s disabled by %s", name, _describe_source(dist, version),
                      DISABLE_ENV)
             state.disabled.append(name)
             continue

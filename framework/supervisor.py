@@ -36,6 +36,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
+import framework
 from framework import error
 from framework.address import _isIPv6
 from framework.cli import SignalWaker
@@ -687,10 +688,10 @@ def run(args: Any, raw_options: dict[str, str]) -> int:
     # Check everything a worker would check, so bad input is one line from here.
     entry = plugins.protocols().get(args.protocol)
     entry.make_factory(raw_options)
-    if args.reactor:
-        reason = plugins.reactors().get(args.reactor).availability()
-        if reason is not None:
-            raise error.ReactorUnavailableError(f"reactor {args.reactor!r} is not available: {reason}")
+    backend = framework._backend_entry(args.reactor)
+    reason = backend.availability()
+    if reason is not None:
+        raise error.ReactorUnavailableError(f"reactor {backend.name!r} is not available: {reason}")
     for name in args.middleware:
         plugins.middlewares().get(name)
 

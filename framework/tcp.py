@@ -751,7 +751,9 @@ class Port(_ReadToggle, IReadDescriptor, IListeningPort):
         _takeReserve()
         self._startReading()
         if getattr(self.factory, "noisy", False):
-            log.info("%s starting on %r", type(self.factory).__name__, self._realPort)
+            prefix = getattr(self.factory, "logPrefix", None)
+            name = prefix() if callable(prefix) else type(self.factory).__name__
+            log.info("%s starting on %r", name, self._realPort)
 
     def _describeBound(self, sock: socket.socket) -> Any:
         return sock.getsockname()[1]

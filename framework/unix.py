@@ -147,7 +147,7 @@ class Port(_StreamPort):
             raise error.CannotListenError("", address, e) from e
         if not stat.S_ISSOCK(st.st_mode):
             raise error.CannotListenError("", address, OSError(
-                errno.EADDRINUSE, "the path exists and is not a socket"))
+                errno.ENOTSOCK, "the path exists and is not a socket"))
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.setblocking(False)
         try:

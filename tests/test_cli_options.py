@@ -16,7 +16,7 @@ from typing import Sequence
 import pytest
 
 from framework import cli
-from serve_util import env_with, run_cli
+from serve_util import SERVE, env_with, run_cli
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -146,3 +146,81 @@ def test_interface_takes_ip_literals(text: str, expected: str) -> None:
 def test_interface_refuses_anything_but_an_ip_literal(text: str) -> None:
     with pytest.raises(cli.UsageError, match="expected an IPv4 or IPv6 address"):
         cli.build_parser().parse_args(["--protocol", "echo", "--interface", text])
+
+
+# --- options that take one value ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--protocol", "echo", "--protocol", "chat"], "--protocol: given twice ('echo', then 'chat')"),
+    (["--protocol", "echo", "--port", "0", "--port", "1"], "--port: given twice (0, then 1)"),
+    (["--protocol", "echo", "--reactor", "poll", "--reactor", "select"], "--reactor: given twice"),
+    (["--protocol", "echo", "--log-level", "info", "--log-level", "debug"], "--log-level: given twice"),
+])
+def test_a_single_valued_option_given_twice_is_a_usage_error(args: list[str], named: str) -> None:
+    line = error_line(run_cli(*args, *NEVER_LISTENS, env=_env()))
+    assert named in line
+
+
+def test_repeatable_options_still_repeat() -> None:
+    args = cli.build_parser().parse_args(
+        ["--protocol", "echo", "--listen", "tcp:0", "--listen", "tcp:1", "--middleware", "a",
+         "--middleware", "b", "--option", "x=1", "--option", "y=2"])
+    assert args.listen == ["tcp:0", "tcp:1"] and args.middleware == ["a", "b"]
+    assert args.option == ["x=1", "y=2"]
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two"])
+def test_workers_needs_a_count_of_one_or_more(text: str) -> None:
+    with pytest.raises(cli.UsageError) as info:
+        cli.build_parser().parse_args(["--protocol", "echo", "--workers", text])
+    assert str(info.value) == (
+        f"argument --workers: expected a worker count (1 or more) or 'auto', got {text!r}")
+
+
+# --- what the environment chose -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_an_unknown_backend_from_the_environment_names_the_variable(workers: list[str]) -> None:
+    line = error_line(run_cli("--protocol", "echo", "--port", "0", *workers,
+                              env=_env(REACTOR_FRAMEWORK_BACKEND="bogus")))
+    assert "unknown reactor backend 'bogus'" in line
+    assert "$REACTOR_FRAMEWORK_BACKEND" in line
+
+
+def test_a_disabled_protocol_is_named_as_disabled() -> None:
+    env = _env(REACTOR_FRAMEWORK_DISABLE_PLUGINS="chat,qotd")
+    line = error_line(run_cli("--protocol", "chat", "--port", "0", env=env))
+    assert "unknown protocol 'chat'" in line
+    assert "installed but disabled by $REACTOR_FRAMEWORK_DISABLE_PLUGINS" in line
+    listed = run_cli("--list", env=env)
+    assert listed.returncode == 0, listed
+    assert "chat" not in listed.stdout and listed.stderr == ""  # left out, quietly
+
+
+def test_an_unknown_protocol_that_is_not_disabled_says_nothing_of_it() -> None:
+    line = error_line(run_cli("--protocol", "nosuch", "--port", "0",
+                              env=_env(REACTOR_FRAMEWORK_DISABLE_PLUGINS="chat")))
+    assert "unknown protocol 'nosuch'" in line and "disabled" not in line
+
+
+# --- endpoint strings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["tcp:0:interface=bogus", "tcp6:0:interface=example.com"])
+def test_a_listen_interface_must_be_an_ip_literal(endpoint: str) -> None:
+    line = error_line(run_cli("--protocol", "echo", "--listen", endpoint, env=_env()))
+    assert "must be an IP address" in line and endpoint in line
+
+
+def test_list_into_a_closed_pipe_exits_quietly() -> None:
+    r, w = os.pipe()
+    os.close(r)  # nobody will read: the first write fails with EPIPE
+    try:
+        proc = subprocess.run([*SERVE, "--list"], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=60, env=_env(), stdin=subprocess.DEVNULL)
+    finally:
+        os.close(w)
+    assert proc.returncode == 141, proc
+    assert proc.stderr == ""

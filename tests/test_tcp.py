@@ -976,3 +976,25 @@ def test_exception_in_client_connection_made(reactor: Any, caplog: Any) -> None:
     sp = run_until(reactor, sf.connected)
     wait_lost(reactor, sp)
     run_until(reactor, port.stopListening())
+
+
+def test_a_bad_port_number_reads_as_one_sentence(reactor: Any) -> None:
+    with pytest.raises(error.CannotListenError) as info:
+        reactor.listenTCP(70000, Factory(), interface="127.0.0.1")
+    text = str(info.value)
+    assert "70000" in text and text.endswith(".") and not text.endswith("..")
+
+
+def test_a_noisy_factory_behind_a_wrapper_is_logged_under_its_own_name(reactor: Any, caplog: Any) -> None:
+    from framework.policies import PolicyFactory
+
+    class Loud(Factory):
+        noisy = True
+
+    caplog.set_level(logging.INFO, logger="framework.tcp")
+    port = reactor.listenTCP(0, PolicyFactory(Loud()), interface="127.0.0.1")
+    try:
+        started = [r.getMessage() for r in caplog.records if "starting on" in r.getMessage()]
+        assert started == [f"Loud starting on {port.getHost().port}"]
+    finally:
+        port.stopListening()

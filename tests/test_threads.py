@@ -208,6 +208,49 @@ def test_blocking_call_from_reactor_thread_raises(reactor: Reactor) -> None:
     assert "reactor thread" in str(raised[0])
 
 
+def test_blocking_call_from_the_thread_that_ran_a_stopped_reactor_raises(reactor: Reactor) -> None:
+    outcome: list[Any] = []
+
+    def owner() -> None:
+        reactor.callLater(0, reactor.stop)
+        reactor.run(installSignalHandlers=False)
+        try:
+            outcome.append(blockingCallFromThread(reactor, lambda: "ran"))
+        except RuntimeError as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=owner, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "blockingCallFromThread hung on a stopped reactor"
+    assert isinstance(outcome[0], RuntimeError) and "has stopped" in str(outcome[0])
+
+
+def test_blocking_call_made_before_run_waits_for_the_loop(reactor: Reactor) -> None:
+    results: list[Any] = []
+    asked = threading.Event()
+
+    def worker() -> None:
+        asked.set()
+        results.append(blockingCallFromThread(reactor, lambda: "served"))
+
+    t = threading.Thread(target=worker, daemon=True)
+    t.start()
+    assert asked.wait(10)
+    run_until_true(reactor, lambda: results)
+    t.join(10)
+    assert results == ["served"]
+
+
+def test_blocking_call_on_a_closed_reactor_raises() -> None:
+    from plugins.backends.pollbackend import PollMultiplexer
+
+    r = Reactor(PollMultiplexer(), "poll")
+    r.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        blockingCallFromThread(r, lambda: None)
+
+
 def test_suggest_thread_pool_size(reactor: Reactor) -> None:
     reactor.suggestThreadPoolSize(3)
     pool = reactor.getThreadPool()

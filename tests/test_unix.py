@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -122,6 +123,8 @@ def test_live_listener_or_non_socket_path_cannot_be_taken(reactor: Any, sockdir:
     with pytest.raises(error.CannotListenError, match="not a socket") as info:
         reactor.listenUNIX(plain, ServerFactory())
     assert plain in str(info.value)
+    assert info.value.socketError.errno == errno.ENOTSOCK  # not "address in use"
+    assert "Errno 98" not in str(info.value)
     with open(plain) as fh:
         assert fh.read() == "not a socket"
     with pytest.raises(error.CannotListenError):
