@@ -51,24 +51,37 @@ class RuntimeFailure(Exception):
 
 
 class _Once(argparse.Action):
-    """Store the value of an option that takes one; giving it twice is a usage error, not a
-    silent override (``--port 80 --port 81``)."""
+    """Store the value of an option that takes one. Two different values are a usage error,
+    not a silent override (``--port 80 --port 81``); the same value twice is harmless."""
+
+    raw = ""  # the text given, before ``type`` converted it (set by _Parser)
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         given = namespace.__dict__.setdefault("_given", {})
-        if self.dest in given:
+        first_raw, first = given.setdefault(self.dest, (self.raw, values))
+        if first != values:
             raise argparse.ArgumentError(
-                self, f"given twice ({given[self.dest]!r}, then {values!r}); give it once")
-        given[self.dest] = values
+                self, f"given twice with different values ({first_raw!r}, then {self.raw!r}); give it once")
         setattr(namespace, self.dest, values)
 
 
 class _Parser(argparse.ArgumentParser):
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        if "action" not in kwargs and args and str(args[0]).startswith("-"):
+        once = "action" not in kwargs and bool(args) and str(args[0]).startswith("-")
+        if once:
             kwargs["action"] = _Once
-        return super().add_argument(*args, **kwargs)
+        action = super().add_argument(*args, **kwargs)
+        if once:
+            convert = action.type
+
+            def keep_text(text: str) -> Any:
+                action.raw = text  # type: ignore[attr-defined]
+                return convert(text) if callable(convert) else text
+
+            keep_text.__name__ = getattr(convert, "__name__", "value")  # argparse's error wording
+            action.type = keep_text
+        return action
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -243,12 +256,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = args.log_level == "debug"
         _configure_logging(args.log_level)
         return _run(args)
-    except BrokenPipeError:  # reactor-serve --list | head: the reader has gone; say nothing
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        return 128 + signal.SIGPIPE
     except UsageError as e:
         return _fail(e, EXIT_USAGE, debug)
     except RuntimeFailure as e:
@@ -283,20 +290,33 @@ def _configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+def _report(show: Callable[[Any], None]) -> int:
+    """Print a listing (``--list``, ``--help-options``, ``--version``) to stdout. A reader that
+    went away (``reactor-serve --list | head -1``) ends it quietly, as it would end ``ls``."""
+    try:
+        show(sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the failed flush again at exit: point stdout at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.version:
-        print(f"{PROG} (reactor-framework) {framework.__version__}")
-        return EXIT_OK
+        return _report(lambda out: print(f"{PROG} (reactor-framework) {framework.__version__}", file=out))
     if args.list:
-        _print_list(sys.stdout)
-        return EXIT_OK
+        return _report(_print_list)
     if not args.protocol:
         raise UsageError("--protocol NAME is required (reactor-serve --list shows the protocols)")
     from framework import plugins
 
     if args.help_options:
-        _print_options(plugins.protocols().get(args.protocol), sys.stdout)
-        return EXIT_OK
+        entry = plugins.protocols().get(args.protocol)
+        return _report(lambda out: _print_options(entry, out))
     raw_options = _parse_options(args.option)
     tls_options = _tls_options(args)  # a bad certificate/key fails here, before listening
     if args.workers is not None:

@@ -36,7 +36,7 @@ import socket
 from typing import Any, Callable
 
 from framework import error
-from framework.address import _isIPv4, _isIPv6
+from framework.address import _isIPv6
 from framework.defer import Deferred, fail, maybeDeferred
 from framework.failure import Failure
 from framework.protocol import ClientFactory, Factory
@@ -417,22 +417,9 @@ def _server_tcp(cls: type[TCP4ServerEndpoint]) -> Callable[[Any, str, list[str],
         options = _take(description, args, kwargs, ("port",), ("port", "interface", "backlog"))
         port = _int(_require(options, "port", description), "port", description, 0, 65535)
         backlog = _int(options.get("backlog", "50"), "backlog", description, 1)
-        return cls(reactor, port, backlog, _bind_interface(options.get("interface"), description))
+        return cls(reactor, port, backlog, options.get("interface"))
 
     return build
-
-
-def _bind_interface(interface: str | None, description: str) -> str | None:
-    """An address to listen on is an IP literal (or ``localhost``): parsing a description never
-    waits on a name lookup, and a typo fails here rather than when the port binds."""
-    if interface is None or interface == "" or _isIPv4(interface) or _isIPv6(interface):
-        return interface
-    if interface == "localhost":
-        return "127.0.0.1"
-    raise ValueError(
-        f"interface in endpoint description {description!r} must be an IP address such as "
-        f"127.0.0.1, ::1 or 0.0.0.0, not {interface!r}"
-    )
 
 
 def _server_unix(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:

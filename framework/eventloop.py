@@ -252,7 +252,8 @@ class Reactor:
         self._stopped = True        # stop() has been called, or run() has not
         self._just_stopped = False  # stop() was called; fire shutdown at the next turn
         self._loop_thread: int | None = None
-        self._last_loop_thread: int | None = None  # the thread that ran the loop last
+        # The thread that ran the loop last (the object, not its id: ids are reused).
+        self._last_loop_thread: threading.Thread | None = None
         self._slow: float | None = None
         self._pool: ThreadPool | None = None
         self._pool_size = 10
@@ -787,7 +788,8 @@ class Reactor:
         self._started = True
         self._stopped = False
         self._just_stopped = False
-        self._loop_thread = self._last_loop_thread = _get_ident()
+        self._loop_thread = _get_ident()
+        self._last_loop_thread = threading.current_thread()
         saved = self._install_signal_handlers() if installSignalHandlers else None
         try:
             self.fireSystemEvent("startup")

@@ -386,7 +386,7 @@ class _Registry(Generic[_E]):
         if state is not None and name in state.disabled and self in (
             state.protocols, state.reactors, state.middlewares
         ):
-            text += f"; a plugin named {name!r} is installed but disabled by ${DISABLE_ENV}"
+            text += f"; the entry point {name!r} is disabled by ${DISABLE_ENV}"
         exc = error.UnknownPluginError(text)
         exc.name = name  # type: ignore[attr-defined]
         exc.available = names  # type: ignore[attr-defined]

@@ -24,7 +24,6 @@ on once) and get SIGTERM if the supervisor dies.
 from __future__ import annotations
 
 import ctypes
-import errno
 import fcntl
 import logging
 import os
@@ -175,16 +174,11 @@ def _tcp_listener(port: int, backlog: int, interface: str, count: int) -> _Liste
 def _unix_listener(path: str, backlog: int, mode: int) -> _Listener:
     from framework.address import UNIXAddress
 
+    from framework.unix import _removeStaleSocket
+
     abstract = path.startswith("\0")
-    if not abstract and os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            alive = probe.connect_ex(path) == 0
-        finally:
-            probe.close()
-        if alive:
-            raise error.CannotListenError("", path, OSError(errno.EADDRINUSE, "another process is listening on this socket"))
-        os.unlink(path)
+    if not abstract:
+        _removeStaleSocket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)

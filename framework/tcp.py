@@ -751,9 +751,7 @@ class Port(_ReadToggle, IReadDescriptor, IListeningPort):
         _takeReserve()
         self._startReading()
         if getattr(self.factory, "noisy", False):
-            prefix = getattr(self.factory, "logPrefix", None)
-            name = prefix() if callable(prefix) else type(self.factory).__name__
-            log.info("%s starting on %r", name, self._realPort)
+            log.info("%s starting on %r", self._factoryName(), self._realPort)
 
     def _describeBound(self, sock: socket.socket) -> Any:
         return sock.getsockname()[1]
@@ -776,7 +774,15 @@ class Port(_ReadToggle, IReadDescriptor, IListeningPort):
         return self._fd
 
     def logPrefix(self) -> str:
-        return f"{type(self.factory).__name__} (port {self._realPort})"
+        return f"{self._factoryName()} (port {self._realPort})"
+
+    def _factoryName(self) -> str:
+        """The factory's ``logPrefix()`` (a wrapper passes on the wrapped factory's), else its
+        class name: a log line never fails because of it."""
+        try:
+            return str(self.factory.logPrefix())
+        except Exception:
+            return type(self.factory).__name__
 
     def doRead(self) -> Any:
         for _ in range(ACCEPT_BATCH):

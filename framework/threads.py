@@ -229,13 +229,14 @@ def blockingCallFromThread(reactor: Reactor | None, f: Callable[..., Any], *a: A
     """
     if reactor is None:
         reactor = _global_reactor()
-    me = threading.get_ident()
-    if getattr(reactor, "_loop_thread", None) == me:
+    if getattr(reactor, "_loop_thread", None) == threading.get_ident():
         raise RuntimeError("blockingCallFromThread() called from the reactor thread: it would "
                            "wait forever for the reactor it blocks; call the function directly")
     if getattr(reactor, "_closed", False):
         raise RuntimeError(f"blockingCallFromThread(): {reactor!r} is closed; nothing would run the call")
-    if not getattr(reactor, "running", True) and getattr(reactor, "_last_loop_thread", None) == me:
+    if not getattr(reactor, "running", True) and getattr(reactor, "_last_loop_thread", None) is (
+        threading.current_thread()
+    ):
         raise RuntimeError("blockingCallFromThread() called from the thread that ran the reactor, "
                            "which has stopped: this thread would wait for a run() only it could "
                            "start; call the function directly or run the reactor again first")

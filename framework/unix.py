@@ -103,7 +103,7 @@ class Port(_StreamPort):
         return f"<{type(self.factory).__name__} on {self.port!r} ({state})>"
 
     def logPrefix(self) -> str:
-        return f"{type(self.factory).__name__} (unix {self.port!r})"
+        return f"{self._factoryName()} (unix {self.port!r})"
 
     def createInternetSocket(self) -> socket.socket:
         return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -121,7 +121,7 @@ class Port(_StreamPort):
             if self.wantPID:
                 self._takeLock()
             try:
-                self._removeStale(address)
+                _removeStaleSocket(address)
             except error.CannotListenError:
                 self._releaseLock()
                 raise
@@ -137,32 +137,6 @@ class Port(_StreamPort):
             except OSError as e:
                 self.connectionLost(Failure(e))
                 raise error.CannotListenError("", address, e) from e
-
-    def _removeStale(self, address: Address) -> None:
-        try:
-            st = os.stat(address)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise error.CannotListenError("", address, e) from e
-        if not stat.S_ISSOCK(st.st_mode):
-            raise error.CannotListenError("", address, OSError(
-                errno.ENOTSOCK, "the path exists and is not a socket"))
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.setblocking(False)
-        try:
-            err = probe.connect_ex(address)
-        finally:
-            probe.close()
-        if err in (errno.ECONNREFUSED, errno.ENOENT):
-            log.info("Removing stale UNIX socket file %r (nothing listens there)", address)
-            try:
-                os.unlink(address)
-            except FileNotFoundError:
-                pass
-            return
-        raise error.CannotListenError("", address, OSError(
-            errno.EADDRINUSE, "another process is listening on this socket"))
 
     def _takeLock(self) -> None:
         pid = _readLockPID(self.port)
@@ -201,6 +175,36 @@ class Port(_StreamPort):
 
     def _boundAddress(self, sock: socket.socket) -> Any:
         return UNIXAddress(self.port)
+
+
+def _removeStaleSocket(address: Address) -> None:
+    """Make way for a new listener at the filesystem path ``address``: remove a socket file
+    nobody listens on; raise ``CannotListenError`` for a live listener or a non-socket (which is
+    left alone)."""
+    try:
+        st = os.stat(address)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise error.CannotListenError("", address, e) from e
+    if not stat.S_ISSOCK(st.st_mode):
+        raise error.CannotListenError("", address, OSError(
+            errno.ENOTSOCK, "the path exists and is not a socket"))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        err = probe.connect_ex(address)
+    finally:
+        probe.close()
+    if err in (errno.ECONNREFUSED, errno.ENOENT):
+        log.info("Removing stale UNIX socket file %r (nothing listens there)", address)
+        try:
+            os.unlink(address)
+        except FileNotFoundError:
+            pass
+        return
+    raise error.CannotListenError("", address, OSError(
+        errno.EADDRINUSE, "another process is listening on this socket"))
 
 
 def listenUNIX(reactor: Any, address: Address, factory: Any, backlog: int = 50,

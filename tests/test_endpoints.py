@@ -42,7 +42,6 @@ class Hello(protocol.Protocol):
         ("TCP:8002:interface=127.0.0.1:backlog=7", (8002, 7, "127.0.0.1")),
         ("tcp6:8003", (8003, 50, "::")),
         (r"tcp6:8004:interface=\:\:1", (8004, 50, "::1")),
-        ("tcp:8005:interface=localhost", (8005, 50, "127.0.0.1")),
     ],
 )
 def test_server_tcp_strings(description: str, expected: tuple[int, int, str]) -> None:
@@ -107,8 +106,6 @@ def test_listen_failure_arrives_as_a_failed_deferred() -> None:
         ("tcp:80:port=81", "given both positionally"),
         ("tcp:80:backlog=0", "backlog must be at least 1"),
         ("tcp:80:interface=a:interface=b", "given twice"),
-        ("tcp:80:interface=example.com", "must be an IP address such as 127.0.0.1"),
-        ("tcp6:80:interface=ip6-localhost", "must be an IP address"),
         ("tcp:80:=x", "empty option name"),
         ("tcp:80\\", "lone backslash"),
         ("unix:", "needs address"),

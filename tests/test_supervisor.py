@@ -138,6 +138,29 @@ def test_bad_input_is_one_line(args: list[str], status: int, mentions: str) -> N
     assert len(lines) == 1 and lines[0].startswith("reactor-serve: error:") and mentions in lines[0], r.stderr
 
 
+def test_workers_never_remove_a_file_that_is_not_a_socket(tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("keep me")
+    r = run_cli("--protocol", "echo", "--listen", f"unix:{data}", "--workers", "1")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("\n") == 1 and "not a socket" in r.stderr, r.stderr
+    assert data.read_text() == "keep me"
+
+
+def test_workers_take_over_a_stale_socket_file(serve: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "stale.sock")
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(path)  # bound, never listening, then closed: what a crashed server leaves
+    sup = serve("--protocol", "echo", "--listen", f"unix:{path}", "--workers", "1")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"back")
+        assert recv_exactly(s, 4) == b"back"
+    sup.signal(signal.SIGTERM)
+    assert sup.finish() == 0
+
+
 def test_busy_port_is_a_runtime_error_even_though_workers_use_reuseport() -> None:
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # would share, without the probe

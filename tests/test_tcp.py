@@ -996,5 +996,22 @@ def test_a_noisy_factory_behind_a_wrapper_is_logged_under_its_own_name(reactor: 
     try:
         started = [r.getMessage() for r in caplog.records if "starting on" in r.getMessage()]
         assert started == [f"Loud starting on {port.getHost().port}"]
+        assert port.logPrefix() == f"Loud (port {port.getHost().port})"
+    finally:
+        port.stopListening()
+
+
+def test_a_factory_whose_log_prefix_fails_still_listens(reactor: Any) -> None:
+    class Odd(Factory):
+        noisy = True
+
+        def logPrefix(self) -> str:
+            raise RuntimeError("no prefix today")
+
+    port = reactor.listenTCP(0, Odd(), interface="127.0.0.1")
+    try:
+        assert port.logPrefix() == f"Odd (port {port.getHost().port})"
+        with socket.create_connection(("127.0.0.1", port.getHost().port), timeout=10):
+            pass
     finally:
         port.stopListening()

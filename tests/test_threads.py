@@ -247,8 +247,19 @@ def test_blocking_call_on_a_closed_reactor_raises() -> None:
 
     r = Reactor(PollMultiplexer(), "poll")
     r.close()
-    with pytest.raises(RuntimeError, match="closed"):
-        blockingCallFromThread(r, lambda: None)
+    outcome: list[Any] = []
+
+    def caller() -> None:
+        try:
+            outcome.append(blockingCallFromThread(r, lambda: "ran"))
+        except RuntimeError as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=caller, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "blockingCallFromThread hung on a closed reactor"
+    assert isinstance(outcome[0], RuntimeError) and "closed" in str(outcome[0])
 
 
 def test_suggest_thread_pool_size(reactor: Reactor) -> None:
