@@ -1049,6 +1049,9 @@ class _GeneratorDeferred(Deferred[_T]):
             self.callback(value)
 
 
+_CoroutineType = types.CoroutineType
+
+
 def _stepGenerator(result: Any, gen: Any, d: _GeneratorDeferred[Any]) -> Any:
     """Drive ``gen`` until it waits on an unfired Deferred (-> None) or ends (-> outcome)."""
     while True:
@@ -1063,6 +1066,8 @@ def _stepGenerator(result: Any, gen: Any, d: _GeneratorDeferred[Any]) -> Any:
             return (True, e.value)
         except BaseException:
             return (False, _callbackFailure())
+        if result.__class__ is _CoroutineType:
+            result = ensureDeferred(result)  # a yielded coroutine is awaited, as in Twisted
         if isinstance(result, Deferred):
             if (result.called and not result.paused and not result.callbacks
                     and not result._runningCallbacks):
@@ -1095,7 +1100,8 @@ def inlineCallbacks(
 
     The decorated function returns a Deferred that fires with the generator's ``return``
     value (or its exception). Each yielded Deferred's result is sent back into the generator
-    (its failure is raised there). The generator runs in a copy of the caller's context.
+    (its failure is raised there); a yielded coroutine is run as with ``ensureDeferred``. The
+    generator runs in a copy of the caller's context.
     """
 
     @functools.wraps(f)

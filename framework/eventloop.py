@@ -384,6 +384,8 @@ class Reactor:
     def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Run ``callable(*args, **kw)`` in the reactor thread, soon. Safe from any thread,
         and before ``run()`` (the call waits for the loop)."""
+        if not _is_callable(callable):
+            raise TypeError(f"callFromThread() needs a callable, not {callable!r}")
         self._thread_calls.append((callable, args, kw))
         if not self._wake_pending and self._loop_thread != _get_ident():
             self._wake_pending = True
@@ -419,6 +421,7 @@ class Reactor:
         """The reactor's pool of worker threads (created on first use)."""
         pool = self._pool
         if pool is None:
+            self._check_open()
             from framework.threads import ThreadPool
 
             pool = self._pool = ThreadPool(0, self._pool_size, name=f"reactor-{self.backend_name}")
@@ -975,46 +978,54 @@ class Reactor:
     # -- transports (implemented in framework.tcp, .unix, .udp) ----------------------------------
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        self._check_open()
         from framework import tcp
 
         return tcp.listenTCP(self, port, factory, backlog, interface)
 
     def connectTCP(self, host: str, port: int, factory: Any, timeout: float = 30,
                    bindAddress: Any = None) -> Any:
+        self._check_open()
         from framework import tcp
 
         return tcp.connectTCP(self, host, port, factory, timeout, bindAddress)
 
     def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
                   interface: str = "") -> Any:
+        self._check_open()
         from framework import tls
 
         return tls.listenSSL(self, port, factory, contextFactory, backlog, interface)
 
     def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any,
                    timeout: float = 30, bindAddress: Any = None) -> Any:
+        self._check_open()
         from framework import tls
 
         return tls.connectSSL(self, host, port, factory, contextFactory, timeout, bindAddress)
 
     def listenUNIX(self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666,
                    wantPID: bool = False) -> Any:
+        self._check_open()
         from framework import unix
 
         return unix.listenUNIX(self, address, factory, backlog, mode, wantPID)
 
     def connectUNIX(self, address: str | bytes, factory: Any, timeout: float | None = 30, checkPID: bool = False) -> Any:
+        self._check_open()
         from framework import unix
 
         return unix.connectUNIX(self, address, factory, timeout, checkPID)
 
     def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+        self._check_open()
         from framework import udp
 
         return udp.listenUDP(self, port, protocol, interface, maxPacketSize)
 
     def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
         """Listen on an already listening stream socket (duplicated; close your own copy)."""
+        self._check_open()
         from framework import systemd
 
         return systemd.adoptStreamPort(self, fileDescriptor, addressFamily, factory)

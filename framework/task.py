@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["Clock", "LoopingCall", "deferLater"]
 
 
+_is_callable = callable  # the builtin: Twisted's parameter name ``callable`` shadows it
+
 class Clock:
     """A fake reactor clock: time stands still until ``advance`` moves it, and then the calls
     that came due run, in time order (scheduling order for equal times). Exceptions from the
@@ -40,6 +42,8 @@ class Clock:
         """Schedule ``callable(*args, **kw)`` ``delay`` fake seconds from now."""
         if not delay >= 0:
             raise ValueError(f"callLater() needs a delay >= 0, got {delay!r}")
+        if not _is_callable(callable):
+            raise TypeError(f"callLater() needs a callable, not {callable!r}")
         call = DelayedCall(self.rightNow + delay, callable, args, kw, self)
         self.calls.append(call)
         self._sort()
@@ -212,7 +216,8 @@ class LoopingCall:
 
     def __repr__(self) -> str:
         func = getattr(self.f, "__qualname__", None) or repr(self.f)
-        return f"<LoopingCall {func} every {self.interval!r}s{' (running)' if self.running else ''}>"
+        every = "not started" if self.interval is None else f"every {self.interval!r}s"
+        return f"<LoopingCall {func} {every}{' (running)' if self.running else ''}>"
 
 
 def deferLater(clock: Any, delay: float, callable: Callable[..., Any] | None = None,

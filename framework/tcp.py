@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import socket
+import struct
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -59,6 +60,8 @@ READ_SIZE = 65536
 # write(2) do what recv/send do, with less interpreter overhead (docs/benchmarks-echo.md).
 # The descriptor is only used while the transport owns the socket (``_fd`` is -1 once closed).
 _read = os.read
+# SO_LINGER on, timeout 0: close() resets the connection (see Connection._closeSoon).
+_LINGER_RESET = struct.pack("ii", 1, 0)
 _write = os.write
 #: A streaming producer is paused when more than this many bytes are buffered...
 HIGH_WATER = 65536
@@ -298,15 +301,15 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
             return CONNECTION_DONE
         self._readDisconnected = True
         self._stopReading()
-        if self._writeDisconnected:
-            return CONNECTION_DONE
+        # The hook runs even when our side has already half-closed: ported Twisted code does its
+        # end-of-input work there. With both halves closed, the connection is then done.
         try:
             self._protocol.readConnectionLost()
         except Exception:
             reason = Failure()
             _logProtocolError(f"{type(self._protocol).__name__}.readConnectionLost", self)
             return reason
-        return None
+        return CONNECTION_DONE if self._writeDisconnected else None
 
     # -- writing --------------------------------------------------------------------------
 
@@ -362,7 +365,7 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
                     "protocol ignores flow control); aborting the connection",
                     type(self._protocol).__name__, self._describePeer(), self._maxBuffer)
         self._closeSoon(Failure(error.ConnectionAborted(
-            f"write buffer over {self._maxBuffer} bytes")))
+            f"write buffer over {self._maxBuffer} bytes")), reset=True)
 
     @staticmethod
     def _coerce(data: Any) -> bytes:
@@ -457,8 +460,6 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
             self.socket.shutdown(socket.SHUT_WR)
         except OSError as e:
             return Failure(error.ConnectionLost(e))
-        if self._readDisconnected:
-            return CONNECTION_DONE
         if self._halfClose:
             try:
                 self._protocol.writeConnectionLost()
@@ -466,7 +467,7 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
                 reason = Failure()
                 _logProtocolError(f"{type(self._protocol).__name__}.writeConnectionLost", self)
                 return reason
-        return None
+        return CONNECTION_DONE if self._readDisconnected else None
 
     # -- closing --------------------------------------------------------------------------
 
@@ -493,13 +494,21 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
         ``ConnectionAborted``)."""
         if not self.connected or self._closing:
             return
-        self._closeSoon(Failure(error.ConnectionAborted()))
+        self._closeSoon(Failure(error.ConnectionAborted()), reset=True)
 
-    def _closeSoon(self, reason: Failure) -> None:
+    def _closeSoon(self, reason: Failure, reset: bool = False) -> None:
         """Stop all I/O now and call ``connectionLost(reason)`` on the next turn of the loop
-        (never from inside the caller's stack, so protocols are not re-entered)."""
+        (never from inside the caller's stack, so protocols are not re-entered).
+
+        ``reset``: an abort. The close sends a TCP RST and the kernel drops what it has not sent
+        yet, so the peer sees an error instead of a clean end after part of the data."""
         if self._closing or self._lost:
             return
+        if reset and getattr(self.socket, "family", None) in (socket.AF_INET, socket.AF_INET6):
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            except OSError:
+                pass
         self._closing = True
         self._fast = False
         self._buf = None

@@ -47,6 +47,8 @@ class Port(IReadDescriptor, IListeningPort):
             from framework import reactor as global_reactor
 
             reactor = global_reactor
+        if maxPacketSize.__class__ is not int or maxPacketSize < 1:
+            raise ValueError(f"maxPacketSize must be an integer >= 1, not {maxPacketSize!r}")
         self.port = port
         self.protocol = protocol
         self.interface = interface
@@ -177,7 +179,7 @@ class Port(IReadDescriptor, IListeningPort):
                         raise ValueError("write() needs an address: this UDP transport is not "
                                          "connected (see transport.connect)")
                     if addr[0] not in self._hosts:
-                        self._checkedHost(addr[0])
+                        self._checkedHost(addr)
                     return sock.sendto(datagram, addr)
                 if addr is not None and tuple(addr) != connected:
                     raise ValueError(f"this UDP transport is connected to {connected!r}; "
@@ -190,6 +192,11 @@ class Port(IReadDescriptor, IListeningPort):
                     self._refused()
                 return None
             except socket.gaierror as e:
+                host = addr[0] if isinstance(addr, tuple) and addr else None
+                if isinstance(host, str) and _isIPv6(host) != (sock.family == socket.AF_INET6):
+                    mine = "IPv6" if sock.family == socket.AF_INET6 else "IPv4"
+                    raise ValueError(f"cannot send to {addr!r} from this {mine} UDP port: listen "
+                                     f"on an address of that family (e.g. '::' for IPv6)") from e
                 raise ValueError(f"UDP needs an IP address, not {addr!r}: {e}") from e
             except OSError as e:
                 if e.errno == errno.EMSGSIZE:
@@ -198,9 +205,12 @@ class Port(IReadDescriptor, IListeningPort):
                 raise
         return None
 
-    def _checkedHost(self, host: Any) -> None:
-        """Refuse host names (sendto would resolve them, blocking the reactor); remember
-        the addresses already checked."""
+    def _checkedHost(self, addr: Any) -> None:
+        """Refuse anything but an ``(IP address, port)`` pair (sendto would resolve a host name,
+        blocking the reactor); remember the addresses already checked."""
+        if not isinstance(addr, tuple) or len(addr) < 2:
+            raise ValueError(f"write() needs an address (host, port), not {addr!r}")
+        host = addr[0]
         _checkHost(host)
         if len(self._hosts) >= 1024:
             self._hosts.clear()

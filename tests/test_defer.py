@@ -1067,6 +1067,29 @@ class TestInlineCallbacks:
 
         assert result_of(f(1)) == 3
 
+    def test_a_yielded_coroutine_is_awaited(self) -> None:
+        pending: Deferred[int] = Deferred()
+
+        async def plus_one(d: Deferred[int]) -> int:
+            return await d + 1
+
+        async def fails() -> int:
+            raise KeyError("inside")
+
+        @inlineCallbacks
+        def f() -> Any:
+            a = yield plus_one(succeed(41))
+            b = yield plus_one(pending)
+            try:
+                yield fails()
+            except KeyError as e:
+                return (a, b, e.args[0])
+
+        d = f()
+        assert not d.called
+        pending.callback(1)
+        assert result_of(d) == (42, 2, "inside")
+
     def test_waits_for_unfired(self) -> None:
         pending: Deferred[int] = Deferred()
 

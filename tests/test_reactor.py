@@ -816,6 +816,34 @@ def test_closed_reactor_refuses_to_run(reactor: Reactor) -> None:
     reactor.close()  # idempotent
 
 
+def test_closed_reactor_refuses_new_ports_connections_and_threads(reactor: Reactor, tmp_path: Any) -> None:
+    from framework.protocol import ClientFactory, DatagramProtocol, Factory
+
+    reactor.close()
+    before = len(os.listdir("/proc/self/fd"))
+    threads_before = threading.active_count()
+    attempts = [
+        lambda: reactor.listenTCP(0, Factory(), interface="127.0.0.1"),
+        lambda: reactor.connectTCP("127.0.0.1", 9, ClientFactory()),
+        lambda: reactor.listenUNIX(str(tmp_path / "s.sock"), Factory()),
+        lambda: reactor.connectUNIX(str(tmp_path / "s.sock"), ClientFactory()),
+        lambda: reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1"),
+        lambda: reactor.callInThread(lambda: None),
+        reactor.getThreadPool,
+    ]
+    for attempt in attempts:
+        with pytest.raises(RuntimeError, match="is closed"):
+            attempt()
+    assert len(os.listdir("/proc/self/fd")) == before  # nothing bound and leaked
+    assert threading.active_count() == threads_before
+    assert not os.path.exists(tmp_path / "s.sock")
+
+
+def test_call_from_thread_refuses_a_non_callable_at_once(reactor: Reactor) -> None:
+    with pytest.raises(TypeError, match="callFromThread\\(\\) needs a callable, not 5"):
+        reactor.callFromThread(5)  # type: ignore[arg-type]
+
+
 def test_resolve_numeric_is_immediate(reactor: Reactor) -> None:
     d = reactor.resolve("127.0.0.1")
     assert d.called and d.result == "127.0.0.1"

@@ -69,6 +69,21 @@ def test_clock_rejects_negative_delay() -> None:
         Clock().callLater(-1, lambda: None)
 
 
+def test_clock_rejects_a_non_callable_at_once() -> None:
+    with pytest.raises(TypeError, match="needs a callable, not 5"):
+        Clock().callLater(1, 5)  # type: ignore[arg-type]
+
+
+def test_looping_call_repr_before_and_after_start() -> None:
+    clock = Clock()
+    lc = LoopingCall(lambda: None)
+    lc.clock = clock
+    assert "not started" in repr(lc) and "None" not in repr(lc)
+    lc.start(2, now=False)
+    assert "every 2s (running)" in repr(lc)
+    lc.stop()
+
+
 def test_clock_pump() -> None:
     clock = Clock()
     seen: list[float] = []

@@ -584,6 +584,33 @@ def test_half_close_server_to_client(reactor: Any) -> None:
     run_until(reactor, port.stopListening())
 
 
+def test_both_half_close_hooks_run_when_each_side_closes_its_half(reactor: Any) -> None:
+    """Request, FIN, reply, FIN: each side gets writeConnectionLost for its own FIN and
+    readConnectionLost for the peer's, then connectionLost once (ported Twisted code finishes
+    its work in readConnectionLost even after it has half-closed)."""
+
+    class Replier(HalfCloser):
+        def readConnectionLost(self) -> None:
+            HalfCloser.readConnectionLost(self)
+            self.transport.write(b"answer to " + self.data)
+            self.transport.loseWriteConnection()
+
+    client = HalfCloser()
+    port, sp, cp = pair(reactor, Replier, client)
+    cp.transport.write(b"request")
+    cp.transport.loseWriteConnection()
+    assert wait_lost(reactor, cp).check(error.ConnectionDone)
+    assert wait_lost(reactor, sp).check(error.ConnectionDone)
+    assert cp.data == b"answer to request"
+    for p in (cp, sp):
+        hooks = [e for e in p.events if e in ("readLost", "writeLost", "lost")]
+        assert sorted(hooks[:2]) == ["readLost", "writeLost"] and hooks[2:] == ["lost"], p.events
+        assert p.lostCount == 1
+    assert [e for e in cp.events if e in ("readLost", "writeLost")] == ["writeLost", "readLost"]
+    assert [e for e in sp.events if e in ("readLost", "writeLost")] == ["readLost", "writeLost"]
+    run_until(reactor, port.stopListening())
+
+
 def test_peer_eof_closes_a_protocol_that_is_not_half_closeable(reactor: Any) -> None:
     client = HalfCloser()
     port, sp, cp = pair(reactor, Recorder, client)
@@ -611,7 +638,9 @@ def test_abort_drops_the_buffer_and_reports_connection_aborted(reactor: Any) -> 
     assert reason.check(error.ConnectionAborted)
     assert reason.check(error.ConnectionLost)
     sp.transport.resumeProducing()
-    wait_lost(reactor, sp)
+    peer = wait_lost(reactor, sp)
+    # The peer sees a reset, not a clean end after part of the data.
+    assert peer.check(error.ConnectionLost) and not peer.check(error.ConnectionDone), peer
     assert sp.received < 16 << 20
     run_until(reactor, after_turns(reactor))
     assert cp.lostCount == 1

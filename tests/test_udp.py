@@ -115,6 +115,10 @@ def test_bad_input_gets_clear_errors(reactor: Any) -> None:
         port.connect("localhost", 9)
     with pytest.raises(ValueError, match="IP address"):
         port.write(b"named", ("localhost", 9))
+    with pytest.raises(ValueError, match=r"needs an address \(host, port\), not '127.0.0.1'"):
+        port.write(b"flat", LOCAL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="from this IPv4 UDP port"):
+        port.write(b"v6", ("::1", 9))
     with pytest.raises(error.MessageLengthError):
         port.write(b"x" * 70000, (LOCAL, port.getHost().port))
     with pytest.raises(error.CannotListenError) as info:
@@ -123,6 +127,13 @@ def test_bad_input_gets_clear_errors(reactor: Any) -> None:
     run_until(reactor, port.stopListening())
     with pytest.raises(RuntimeError, match="not listening"):
         port.write(b"closed", (LOCAL, 9))
+
+
+@pytest.mark.parametrize("size", [0, -1, "x", 1.5, True])
+def test_max_packet_size_must_be_a_positive_integer(reactor: Any, size: Any) -> None:
+    with pytest.raises(ValueError, match="maxPacketSize must be an integer >= 1"):
+        reactor.listenUDP(0, Collector(), interface=LOCAL, maxPacketSize=size)
+    assert reactor.getReaders() == []
 
 
 def test_max_packet_size_truncates_and_errors_do_not_stop_reading(reactor: Any, caplog: Any) -> None:
