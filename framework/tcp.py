@@ -1095,6 +1095,9 @@ class BaseConnector(IConnector):
     _inProgress = _CONNECT_IN_PROGRESS
 
     def __init__(self, factory: Any, timeout: float | None, reactor: Any) -> None:
+        # Checked here, before the factory is started: a bad argument is the caller's error.
+        if timeout is not None and (timeout.__class__ not in (int, float) or not timeout >= 0):
+            raise ValueError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
         self.factory = factory
         self.timeout = timeout
         self.reactor = reactor
@@ -1244,6 +1247,15 @@ class Connector(BaseConnector):
                 raise error.ServiceNameUnknownError(string=f"{port} ({e})") from e
         if isinstance(host, bytes):
             host = host.decode("ascii")
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a host name or IP address (str), not {host!r}")
+        if port.__class__ is not int or not 0 < port <= 65535:
+            raise ValueError(f"port must be an integer 1-65535, not {port!r}")
+        if bindAddress is not None and not (
+            isinstance(bindAddress, tuple) and len(bindAddress) == 2
+            and isinstance(bindAddress[0], str) and bindAddress[1].__class__ is int
+        ):
+            raise TypeError(f"bindAddress must be a (host, port) tuple or None, not {bindAddress!r}")
         self.host = host
         self.port = port
         self.bindAddress = bindAddress

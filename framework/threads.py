@@ -46,12 +46,13 @@ def _global_reactor() -> Reactor:
 class _Generation:
     """The work queue and workers of a pool between two ``stop()`` calls."""
 
-    __slots__ = ("queue", "threads", "idle")
+    __slots__ = ("queue", "threads", "idle", "retiring")
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.idle = 0
+        self.retiring = 0  # stop markers queued by a shrink, not yet taken by a worker
 
 
 class ThreadPool:
@@ -93,6 +94,12 @@ class ThreadPool:
             raise ValueError(f"need 0 <= minthreads <= maxthreads and maxthreads >= 1, "
                              f"got {minthreads}, {maxthreads}")
         self.min, self.max = minthreads, maxthreads
+        with self._lock:
+            # Workers above the new maximum leave once the work queued before now is done.
+            gen = self._gen
+            for _ in range(len(gen.threads) - gen.retiring - maxthreads):
+                gen.retiring += 1
+                gen.queue.put(_STOP)
         if self.started:
             self.start()
 
@@ -128,6 +135,8 @@ class ThreadPool:
             item = get()
             with lock:
                 gen.idle -= 1
+                if item is _STOP and gen.retiring:
+                    gen.retiring -= 1
             if item is _STOP:
                 break
             onResult, func, args, kw = item

@@ -1044,3 +1044,28 @@ def test_a_factory_whose_log_prefix_fails_still_listens(reactor: Any) -> None:
             pass
     finally:
         port.stopListening()
+
+
+@pytest.mark.parametrize("host, port, kwargs, exc, text", [
+    ("127.0.0.1", 9, {"timeout": -1}, ValueError, "timeout must be a number of seconds >= 0"),
+    ("127.0.0.1", 9, {"timeout": "x"}, ValueError, "timeout must be"),
+    (None, 9, {}, TypeError, "host must be a host name or IP address"),
+    ("", 9, {}, TypeError, "host must be"),
+    ("127.0.0.1", 70000, {}, ValueError, "port must be an integer 1-65535"),
+    ("127.0.0.1", 0, {}, ValueError, "port must be"),
+    ("127.0.0.1", 9, {"bindAddress": "127.0.0.1"}, TypeError, "bindAddress must be a (host, port) tuple"),
+])
+def test_connect_tcp_refuses_bad_arguments_before_starting_the_factory(
+        reactor: Any, host: Any, port: Any, kwargs: dict[str, Any], exc: type, text: str) -> None:
+    class Watched(ClientFactory):
+        started = 0
+
+        def startFactory(self) -> None:
+            self.started += 1
+
+    f = Watched()
+    with pytest.raises(exc) as info:
+        reactor.connectTCP(host, port, f, **kwargs)
+    assert text in str(info.value)
+    assert f.started == 0 and not f.numPorts
+    assert reactor.getWriters() == []

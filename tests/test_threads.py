@@ -272,6 +272,52 @@ def test_suggest_thread_pool_size(reactor: Reactor) -> None:
         reactor.suggestThreadPoolSize(0)
 
 
+def test_a_smaller_pool_size_retires_the_extra_workers() -> None:
+    pool = ThreadPool(0, 4, name="shrink")
+    pool.start()
+    try:
+        # Four workers, all started by four jobs running at once.
+        barrier = threading.Barrier(5, timeout=10)
+        for _ in range(4):
+            pool.callInThread(barrier.wait)
+        barrier.wait()
+        workers = pool.threads
+        assert len(workers) == 4
+        pool.adjustPoolsize(maxthreads=1)
+        lock = threading.Lock()
+        active = [0, 0]  # now, peak
+        started = threading.Semaphore(0)
+        permits = threading.Semaphore(0)
+
+        ran_on: set[threading.Thread] = set()
+
+        def job() -> None:
+            with lock:
+                ran_on.add(threading.current_thread())
+                active[0] += 1
+                active[1] = max(active)
+            started.release()
+            assert permits.acquire(timeout=10)
+            with lock:
+                active[0] -= 1
+
+        for _ in range(4):
+            pool.callInThread(job)
+        for _ in range(4):  # one job at a time, or the peak shows it
+            assert started.acquire(timeout=10)
+            permits.release()
+        assert active[1] == 1 and len(ran_on) == 1
+        for t in workers:
+            if t not in ran_on:
+                t.join(10)
+                assert not t.is_alive()
+        assert pool.threads == list(ran_on)
+        pool.adjustPoolsize(maxthreads=1)  # no further change: nothing more is retired
+        assert len(pool.threads) == 1
+    finally:
+        pool.stop(10)
+
+
 def test_pool_never_exceeds_its_size(reactor: Reactor) -> None:
     reactor.suggestThreadPoolSize(2)
     release = threading.Event()
