@@ -838,9 +838,11 @@ class Reactor:
             raise RuntimeError(f"cannot close {self!r} while it is running")
         if self._closed:
             return
+        # Closed first: a worker that hands more work over while the pool stops gets an error
+        # instead of starting a new pool.
+        self._closed = True
         self._stop_thread_pool()
         self.removeAll()
-        self._closed = True
         waker_fd = self._waker.fileno()
         self._rfds.pop(waker_fd, None)
         self._update(waker_fd)
@@ -1092,6 +1094,9 @@ def _after_fork_in_child() -> None:
         if reactor._forked_from is None and not reactor._closed:
             reactor._forked_from = parent
             reactor._mux = _ForkedMultiplexer(reactor, reactor._mux)  # type: ignore[assignment]
+            # The parent's worker threads do not exist here: queueing work for them would wait
+            # forever, so the pool goes and getThreadPool() raises ReactorForkedError.
+            reactor._pool = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
+import numbers
+import operator
 import os
 import socket
 import struct
@@ -309,6 +312,8 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
             reason = Failure()
             _logProtocolError(f"{type(self._protocol).__name__}.readConnectionLost", self)
             return reason
+        if self._closing:
+            return None  # the hook aborted: the pending ConnectionAborted stays the reason
         return CONNECTION_DONE if self._writeDisconnected else None
 
     # -- writing --------------------------------------------------------------------------
@@ -467,6 +472,8 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
                 reason = Failure()
                 _logProtocolError(f"{type(self._protocol).__name__}.writeConnectionLost", self)
                 return reason
+        if self._closing:
+            return None  # the hook aborted: the pending ConnectionAborted stays the reason
         return CONNECTION_DONE if self._readDisconnected else None
 
     # -- closing --------------------------------------------------------------------------
@@ -1096,8 +1103,11 @@ class BaseConnector(IConnector):
 
     def __init__(self, factory: Any, timeout: float | None, reactor: Any) -> None:
         # Checked here, before the factory is started: a bad argument is the caller's error.
-        if timeout is not None and (timeout.__class__ not in (int, float) or not timeout >= 0):
-            raise ValueError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        if timeout is not None:
+            if not isinstance(timeout, numbers.Real) or isinstance(timeout, bool):
+                raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+            if not 0 <= timeout < math.inf:
+                raise ValueError(f"timeout must be a finite number of seconds >= 0, not {timeout!r}")
         self.factory = factory
         self.timeout = timeout
         self.reactor = reactor
@@ -1249,13 +1259,12 @@ class Connector(BaseConnector):
             host = host.decode("ascii")
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a host name or IP address (str), not {host!r}")
-        if port.__class__ is not int or not 0 < port <= 65535:
-            raise ValueError(f"port must be an integer 1-65535, not {port!r}")
-        if bindAddress is not None and not (
-            isinstance(bindAddress, tuple) and len(bindAddress) == 2
-            and isinstance(bindAddress[0], str) and bindAddress[1].__class__ is int
-        ):
-            raise TypeError(f"bindAddress must be a (host, port) tuple or None, not {bindAddress!r}")
+        port = _portNumber(port, 1)
+        if bindAddress is not None:
+            if not (isinstance(bindAddress, tuple) and len(bindAddress) in (2, 4)
+                    and isinstance(bindAddress[0], (str, bytes))):
+                raise TypeError(f"bindAddress must be a (host, port) tuple or None, not {bindAddress!r}")
+            _portNumber(bindAddress[1], 0)
         self.host = host
         self.port = port
         self.bindAddress = bindAddress
@@ -1311,6 +1320,18 @@ class Connector(BaseConnector):
 
     def _peerAddress(self, sock: socket.socket) -> Any:
         return _address(sock.family, sock.getpeername(), "TCP")
+
+
+def _portNumber(port: Any, lowest: int) -> int:
+    """``port`` as an int (anything with ``__index__``: an IntEnum, a numpy integer) in
+    ``lowest``-65535; TypeError or ValueError naming it otherwise."""
+    try:
+        number = operator.index(port)
+    except TypeError:
+        raise TypeError(f"port must be an integer, not {port!r}") from None
+    if not lowest <= number <= 65535:
+        raise ValueError(f"port must be an integer {lowest}-65535, not {port!r}")
+    return number
 
 
 def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float | None = 30,

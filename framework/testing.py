@@ -324,6 +324,8 @@ class MemoryReactor(Clock):
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queued as a zero-delay timer: runs at the next ``advance``."""
+        if not callable(f):
+            raise TypeError(f"callFromThread() needs a callable, not {f!r}")
         self.callLater(0, f, *args, **kwargs)
 
     # Descriptors

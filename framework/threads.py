@@ -34,7 +34,8 @@ __all__ = [
 
 logger = logging.getLogger("framework.threads")
 
-_STOP = object()
+_STOP = object()  # stop() was called: every worker of the generation leaves
+_RETIRE = object()  # adjustPoolsize() lowered the maximum: one worker too many leaves
 
 
 def _global_reactor() -> Reactor:
@@ -52,7 +53,7 @@ class _Generation:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.idle = 0
-        self.retiring = 0  # stop markers queued by a shrink, not yet taken by a worker
+        self.retiring = 0  # _RETIRE markers queued by a shrink, not yet taken by a worker
 
 
 class ThreadPool:
@@ -95,11 +96,12 @@ class ThreadPool:
                              f"got {minthreads}, {maxthreads}")
         self.min, self.max = minthreads, maxthreads
         with self._lock:
-            # Workers above the new maximum leave once the work queued before now is done.
+            # Workers above the new maximum leave once the work queued before now is done (a
+            # worker that takes a marker when the pool is no longer too big ignores it).
             gen = self._gen
             for _ in range(len(gen.threads) - gen.retiring - maxthreads):
                 gen.retiring += 1
-                gen.queue.put(_STOP)
+                gen.queue.put(_RETIRE)
         if self.started:
             self.start()
 
@@ -135,8 +137,15 @@ class ThreadPool:
             item = get()
             with lock:
                 gen.idle -= 1
-                if item is _STOP and gen.retiring:
+                if item is _RETIRE:
                     gen.retiring -= 1
+                    if len(gen.threads) <= self.max:
+                        continue  # the limit went up again since: stay
+                    # Leave now, in this same locked step, so no adjustment counts us twice.
+                    current = threading.current_thread()
+                    if current in gen.threads:
+                        gen.threads.remove(current)
+                    return
             if item is _STOP:
                 break
             onResult, func, args, kw = item

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import operator
 import socket
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -47,8 +48,13 @@ class Port(IReadDescriptor, IListeningPort):
             from framework import reactor as global_reactor
 
             reactor = global_reactor
-        if maxPacketSize.__class__ is not int or maxPacketSize < 1:
-            raise ValueError(f"maxPacketSize must be an integer >= 1, not {maxPacketSize!r}")
+        try:
+            size = operator.index(maxPacketSize)
+        except TypeError:
+            size = 0
+        if not 1 <= size <= 65535 or isinstance(maxPacketSize, bool):
+            raise ValueError(f"maxPacketSize must be an integer 1-65535, not {maxPacketSize!r}")
+        maxPacketSize = size
         self.port = port
         self.protocol = protocol
         self.interface = interface
@@ -178,7 +184,7 @@ class Port(IReadDescriptor, IListeningPort):
                     if addr is None:
                         raise ValueError("write() needs an address: this UDP transport is not "
                                          "connected (see transport.connect)")
-                    if addr[0] not in self._hosts:
+                    if addr.__class__ is not tuple or len(addr) < 2 or addr[0] not in self._hosts:
                         self._checkedHost(addr)
                     return sock.sendto(datagram, addr)
                 if addr is not None and tuple(addr) != connected:
@@ -194,9 +200,13 @@ class Port(IReadDescriptor, IListeningPort):
             except socket.gaierror as e:
                 host = addr[0] if isinstance(addr, tuple) and addr else None
                 if isinstance(host, str) and _isIPv6(host) != (sock.family == socket.AF_INET6):
-                    mine = "IPv6" if sock.family == socket.AF_INET6 else "IPv4"
-                    raise ValueError(f"cannot send to {addr!r} from this {mine} UDP port: listen "
-                                     f"on an address of that family (e.g. '::' for IPv6)") from e
+                    if sock.family == socket.AF_INET6:
+                        hint = (f"use an IPv4 port, or the IPv4-mapped address '::ffff:{host}' "
+                                f"from a port listening on '::'")
+                        mine = "IPv6"
+                    else:
+                        hint, mine = "use a port listening on an IPv6 address such as '::'", "IPv4"
+                    raise ValueError(f"cannot send to {addr!r} from this {mine} UDP port: {hint}") from e
                 raise ValueError(f"UDP needs an IP address, not {addr!r}: {e}") from e
             except OSError as e:
                 if e.errno == errno.EMSGSIZE:

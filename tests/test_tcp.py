@@ -1047,13 +1047,16 @@ def test_a_factory_whose_log_prefix_fails_still_listens(reactor: Any) -> None:
 
 
 @pytest.mark.parametrize("host, port, kwargs, exc, text", [
-    ("127.0.0.1", 9, {"timeout": -1}, ValueError, "timeout must be a number of seconds >= 0"),
-    ("127.0.0.1", 9, {"timeout": "x"}, ValueError, "timeout must be"),
+    ("127.0.0.1", 9, {"timeout": -1}, ValueError, "timeout must be a finite number of seconds >= 0"),
+    ("127.0.0.1", 9, {"timeout": float("inf")}, ValueError, "timeout must be a finite number"),
+    ("127.0.0.1", 9, {"timeout": "x"}, TypeError, "timeout must be a number of seconds or None"),
+    ("127.0.0.1", 9.5, {}, TypeError, "port must be an integer"),
     (None, 9, {}, TypeError, "host must be a host name or IP address"),
     ("", 9, {}, TypeError, "host must be"),
     ("127.0.0.1", 70000, {}, ValueError, "port must be an integer 1-65535"),
     ("127.0.0.1", 0, {}, ValueError, "port must be"),
     ("127.0.0.1", 9, {"bindAddress": "127.0.0.1"}, TypeError, "bindAddress must be a (host, port) tuple"),
+    ("127.0.0.1", 9, {"bindAddress": ("127.0.0.1", 70000)}, ValueError, "port must be an integer 0-65535"),
 ])
 def test_connect_tcp_refuses_bad_arguments_before_starting_the_factory(
         reactor: Any, host: Any, port: Any, kwargs: dict[str, Any], exc: type, text: str) -> None:
@@ -1069,3 +1072,56 @@ def test_connect_tcp_refuses_bad_arguments_before_starting_the_factory(
     assert text in str(info.value)
     assert f.started == 0 and not f.numPorts
     assert reactor.getWriters() == []
+
+
+def test_connect_tcp_takes_what_twisted_and_socket_take(reactor: Any) -> None:
+    """An IntEnum port, a float subclass timeout and an IPv6 4-tuple bindAddress all connect."""
+    import enum
+    from fractions import Fraction
+
+    server = ServerFactory(Recorder)
+    port = listen(reactor, server)
+    Port = enum.IntEnum("Port", {"ECHO": port.getHost().port})
+    f = OneFactory(Recorder())
+    reactor.connectTCP(LOCAL, Port.ECHO, f, timeout=Fraction(10), bindAddress=(LOCAL, 0))
+    sp = run_until(reactor, server.connected)
+    run_until(reactor, f.proto.made)
+    f.proto.transport.loseConnection()
+    wait_lost(reactor, f.proto)
+    wait_lost(reactor, sp)
+    run_until(reactor, port.stopListening())
+    if HAS_IPV6:
+        server6 = ServerFactory(Recorder)
+        port6 = listen(reactor, server6, interface="::1")
+        f6 = OneFactory(Recorder())
+        reactor.connectTCP("::1", port6.getHost().port, f6, timeout=10.0, bindAddress=("::1", 0, 0, 0))
+        sp6 = run_until(reactor, server6.connected)
+        run_until(reactor, f6.proto.made)
+        assert f6.proto.transport.getPeer().port == port6.getHost().port
+        f6.proto.transport.loseConnection()
+        wait_lost(reactor, f6.proto)
+        wait_lost(reactor, sp6)
+        run_until(reactor, port6.stopListening())
+
+
+def test_abort_inside_a_half_close_hook_stays_an_abort(reactor: Any) -> None:
+    class Server(HalfCloser):
+        def connectionMade(self) -> None:
+            HalfCloser.connectionMade(self)
+            self.transport.loseWriteConnection()  # our half first
+
+        def readConnectionLost(self) -> None:  # then the peer's FIN: both halves are closed
+            HalfCloser.readConnectionLost(self)
+            self.transport.abortConnection()
+
+    class Client(HalfCloser):
+        def readConnectionLost(self) -> None:
+            HalfCloser.readConnectionLost(self)
+            self.transport.loseWriteConnection()
+
+    port, sp, cp = pair(reactor, Server, Client())
+    reason = wait_lost(reactor, sp)
+    assert reason.check(error.ConnectionAborted), reason
+    assert [e for e in sp.events if e in ("readLost", "writeLost")] == ["writeLost", "readLost"]
+    wait_lost(reactor, cp)
+    run_until(reactor, port.stopListening())

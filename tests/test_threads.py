@@ -318,6 +318,77 @@ def test_a_smaller_pool_size_retires_the_extra_workers() -> None:
         pool.stop(10)
 
 
+def test_lowering_then_raising_the_pool_size_keeps_the_workers() -> None:
+    pool = ThreadPool(4, 4, name="updown")
+    pool.start()
+    try:
+        hold = threading.Event()
+        barrier = threading.Barrier(5, timeout=10)
+
+        def busy() -> None:
+            barrier.wait()
+            assert hold.wait(10)
+
+        for _ in range(4):
+            pool.callInThread(busy)
+        barrier.wait()  # all four are busy
+        pool.adjustPoolsize(1, 1)  # three workers should go...
+        pool.adjustPoolsize(4, 4)  # ...no: keep them all
+        hold.set()
+        again = threading.Barrier(5, timeout=10)
+        for _ in range(4):
+            pool.callInThread(again.wait)
+        again.wait()  # four jobs at once: four workers are still there
+        assert len(pool.threads) == 4
+    finally:
+        pool.stop(10)
+
+
+def test_repeated_shrinks_never_retire_the_last_workers() -> None:
+    pool = ThreadPool(0, 3, name="twice")
+    pool.start()
+    try:
+        barrier = threading.Barrier(4, timeout=10)
+        for _ in range(3):
+            pool.callInThread(barrier.wait)
+        barrier.wait()
+        for _ in range(5):
+            pool.adjustPoolsize(maxthreads=1)
+        done = threading.Event()
+        pool.callInThread(done.set)
+        assert done.wait(10), "the queued job never ran"
+        assert len(pool.threads) >= 1
+    finally:
+        pool.stop(10)
+
+
+def test_close_refuses_work_handed_over_while_the_pool_stops(reactor: Reactor) -> None:
+    entered = threading.Event()
+    stopping = threading.Event()
+    outcome: list[Any] = []
+    stop_pool = reactor._stop_thread_pool
+
+    def stop_pool_and_tell() -> None:  # close() is stopping the pool (and will join us)
+        stopping.set()
+        stop_pool()
+
+    reactor._stop_thread_pool = stop_pool_and_tell  # type: ignore[method-assign]
+
+    def worker() -> None:
+        entered.set()
+        assert stopping.wait(10)
+        try:  # handing more work over now must not start a new pool
+            reactor.callInThread(lambda: None)
+        except RuntimeError as e:
+            outcome.append(e)
+
+    reactor.callInThread(worker)
+    assert entered.wait(10)
+    reactor.close()
+    assert outcome and "closed" in str(outcome[0])
+    assert reactor._pool is None
+
+
 def test_pool_never_exceeds_its_size(reactor: Reactor) -> None:
     reactor.suggestThreadPoolSize(2)
     release = threading.Event()

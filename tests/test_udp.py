@@ -119,6 +119,10 @@ def test_bad_input_gets_clear_errors(reactor: Any) -> None:
         port.write(b"flat", LOCAL)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="from this IPv4 UDP port"):
         port.write(b"v6", ("::1", 9))
+    port.write(b"cached", (LOCAL, 9))  # LOCAL is now a known-good host...
+    for shape in ([LOCAL, 9], (LOCAL,)):  # ...which does not excuse a bad address shape
+        with pytest.raises(ValueError, match=r"needs an address \(host, port\)"):
+            port.write(b"shape", shape)  # type: ignore[arg-type]
     with pytest.raises(error.MessageLengthError):
         port.write(b"x" * 70000, (LOCAL, port.getHost().port))
     with pytest.raises(error.CannotListenError) as info:
@@ -129,9 +133,17 @@ def test_bad_input_gets_clear_errors(reactor: Any) -> None:
         port.write(b"closed", (LOCAL, 9))
 
 
-@pytest.mark.parametrize("size", [0, -1, "x", 1.5, True])
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
+def test_an_ipv4_address_from_an_ipv6_port_says_how(reactor: Any) -> None:
+    port = reactor.listenUDP(0, Collector(), interface="::1")
+    with pytest.raises(ValueError, match=r"from this IPv6 UDP port: .*'::ffff:127.0.0.1'"):
+        port.write(b"v4", ("127.0.0.1", 9))
+    run_until(reactor, port.stopListening())
+
+
+@pytest.mark.parametrize("size", [0, -1, "x", 1.5, True, 65536, 2**40])
 def test_max_packet_size_must_be_a_positive_integer(reactor: Any, size: Any) -> None:
-    with pytest.raises(ValueError, match="maxPacketSize must be an integer >= 1"):
+    with pytest.raises(ValueError, match="maxPacketSize must be an integer 1-65535"):
         reactor.listenUDP(0, Collector(), interface=LOCAL, maxPacketSize=size)
     assert reactor.getReaders() == []
 

@@ -159,6 +159,7 @@ def test_reactor_used_in_a_forked_child_raises_and_parent_is_untouched(reactor: 
     handler = PairReader()
     reactor.addReader(handler)
     other = PairReader()
+    reactor.getThreadPool()  # the parent has a pool (no worker started yet)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report and leave at once
@@ -166,7 +167,9 @@ def test_reactor_used_in_a_forked_child_raises_and_parent_is_untouched(reactor: 
             outcome = []
             for attempt in (lambda: reactor.run(installSignalHandlers=False),
                             lambda: reactor.iterate(0),
-                            lambda: reactor.addReader(other)):
+                            lambda: reactor.addReader(other),
+                            # the parent's workers do not exist here: no silent queueing
+                            lambda: reactor.callInThread(lambda: None)):
                 try:
                     attempt()
                     outcome.append("no error")
@@ -183,7 +186,7 @@ def test_reactor_used_in_a_forked_child_raises_and_parent_is_untouched(reactor: 
         with os.fdopen(r, "rb") as f:
             report = f.read().decode()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        assert report == "forked,forked,forked", report
+        assert report == "forked,forked,forked,forked", report
         # The parent's reactor still sees its descriptor.
         handler.remote.sendall(b"still mine")
         run_until_true(reactor, lambda: handler.got == b"still mine")
