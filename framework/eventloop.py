@@ -38,6 +38,7 @@ __all__ = ["DelayedCall", "Reactor"]
 logger = logging.getLogger("framework.eventloop")
 
 _is_callable = callable
+_INF = float("inf")
 _monotonic = time.monotonic
 _perf_counter = time.perf_counter
 _get_ident = threading.get_ident
@@ -119,14 +120,16 @@ class DelayedCall:
     def reset(self, secondsFromNow: float) -> None:
         """Reschedule the call to run ``secondsFromNow`` seconds from now."""
         self._check_active()
-        if not secondsFromNow >= 0:
-            raise ValueError(f"reset() needs a delay >= 0, got {secondsFromNow!r}")
+        if not 0 <= secondsFromNow < _INF:
+            raise ValueError(f"reset() needs a finite delay >= 0, got {secondsFromNow!r}")
         self.time = self._owner.seconds() + secondsFromNow
         self._owner._move_call(self)
 
     def delay(self, secondsLater: float) -> None:
         """Move the call ``secondsLater`` seconds later (earlier if negative)."""
         self._check_active()
+        if not -_INF < secondsLater < _INF:
+            raise ValueError(f"delay() needs a finite number of seconds, got {secondsLater!r}")
         self.time += secondsLater
         self._owner._move_call(self)
 
@@ -288,8 +291,8 @@ class Reactor:
 
         Calls due at the same time run in the order they were scheduled.
         """
-        if not delay >= 0:
-            raise ValueError(f"callLater() needs a delay >= 0, got {delay!r}")
+        if not 0 <= delay < _INF:  # NaN, negative and infinite delays fail here, not in the loop
+            raise ValueError(f"callLater() needs a finite delay >= 0, got {delay!r}")
         if not _is_callable(callable):
             raise TypeError(f"callLater() needs a callable, not {callable!r}")
         if self._stale > _MIN_STALE_TO_COMPACT:

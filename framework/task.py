@@ -40,8 +40,8 @@ class Clock:
 
     def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
         """Schedule ``callable(*args, **kw)`` ``delay`` fake seconds from now."""
-        if not delay >= 0:
-            raise ValueError(f"callLater() needs a delay >= 0, got {delay!r}")
+        if not 0 <= delay < float("inf"):
+            raise ValueError(f"callLater() needs a finite delay >= 0, got {delay!r}")
         if not _is_callable(callable):
             raise TypeError(f"callLater() needs a callable, not {callable!r}")
         call = DelayedCall(self.rightNow + delay, callable, args, kw, self)

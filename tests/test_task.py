@@ -69,6 +69,11 @@ def test_clock_rejects_negative_delay() -> None:
         Clock().callLater(-1, lambda: None)
 
 
+def test_clock_rejects_an_infinite_delay() -> None:
+    with pytest.raises(ValueError, match="finite delay"):
+        Clock().callLater(float("inf"), lambda: None)
+
+
 def test_clock_rejects_a_non_callable_at_once() -> None:
     with pytest.raises(TypeError, match="needs a callable, not 5"):
         Clock().callLater(1, 5)  # type: ignore[arg-type]

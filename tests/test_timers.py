@@ -41,11 +41,14 @@ def test_kwargs_are_passed(reactor: Reactor) -> None:
     assert seen == [(1, 2)]
 
 
-@pytest.mark.parametrize("bad", [-0.001, -5, math.nan])
-def test_negative_or_nan_delay_raises(reactor: Reactor, bad: float) -> None:
-    with pytest.raises(ValueError, match="delay"):
+@pytest.mark.parametrize("bad", [-0.001, -5, math.nan, math.inf])
+def test_negative_nan_or_infinite_delay_raises(reactor: Reactor, bad: float) -> None:
+    with pytest.raises(ValueError, match="finite delay >= 0"):
         reactor.callLater(bad, lambda: None)
     assert reactor.getDelayedCalls() == []
+    # An infinite delay used to be accepted, and the loop then died computing its wait.
+    reactor.callLater(0, reactor.stop)
+    reactor.run(installSignalHandlers=False)
 
 
 def test_non_callable_raises(reactor: Reactor) -> None:
@@ -127,6 +130,10 @@ def test_reset_rejects_negative(reactor: Reactor) -> None:
     call = reactor.callLater(1, lambda: None)
     with pytest.raises(ValueError):
         call.reset(-1)
+    with pytest.raises(ValueError, match="finite"):
+        call.reset(math.inf)
+    with pytest.raises(ValueError, match="finite"):
+        call.delay(math.inf)
     call.cancel()
 
 
