@@ -104,17 +104,22 @@ def test_sighup_restarts_workers_one_by_one_without_refusing_connections(serve: 
     assert sup.finish() == 0
 
 
+def unix_echo(path: str, payload: bytes) -> bytes:
+    """Send ``payload`` to the echo server at ``path``; what came back."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(payload)
+        return recv_exactly(s, len(payload))
+
+
 def test_workers_share_a_unix_socket(serve: Any, tmp_path: Path) -> None:
     path = str(tmp_path / "echo.sock")
     sup = serve("--protocol", "echo", "--listen", f"unix:{path}", "--workers", "2")
     assert sup.addresses == [f"unix:{path}"]
     worker_pids(sup, 2)
     for _ in range(3):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(path)
-            s.sendall(b"unix")
-            assert recv_exactly(s, 4) == b"unix"
+        assert unix_echo(path, b"unix") == b"unix"
     sup.signal(signal.SIGTERM)
     assert sup.finish() == 0
     assert not os.path.exists(path)
@@ -152,11 +157,7 @@ def test_workers_take_over_a_stale_socket_file(serve: Any, tmp_path: Path) -> No
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(path)  # bound, never listening, then closed: what a crashed server leaves
     sup = serve("--protocol", "echo", "--listen", f"unix:{path}", "--workers", "1")
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall(b"back")
-        assert recv_exactly(s, 4) == b"back"
+    assert unix_echo(path, b"back") == b"back"
     sup.signal(signal.SIGTERM)
     assert sup.finish() == 0
 

@@ -208,22 +208,33 @@ def test_blocking_call_from_reactor_thread_raises(reactor: Reactor) -> None:
     assert "reactor thread" in str(raised[0])
 
 
-def test_blocking_call_from_the_thread_that_ran_a_stopped_reactor_raises(reactor: Reactor) -> None:
+def _blocking_call_in_a_thread(reactor: Reactor, first: Any = None) -> BaseException:
+    """Run ``first()`` then ``blockingCallFromThread`` in a new thread; the RuntimeError it
+    raised (the thread must end within 10 s: a hang is the bug these tests look for)."""
     outcome: list[Any] = []
 
-    def owner() -> None:
-        reactor.callLater(0, reactor.stop)
-        reactor.run(installSignalHandlers=False)
+    def caller() -> None:
+        if first is not None:
+            first()
         try:
             outcome.append(blockingCallFromThread(reactor, lambda: "ran"))
         except RuntimeError as e:
             outcome.append(e)
 
-    t = threading.Thread(target=owner, daemon=True)
+    t = threading.Thread(target=caller, daemon=True)
     t.start()
     t.join(10)
-    assert not t.is_alive(), "blockingCallFromThread hung on a stopped reactor"
-    assert isinstance(outcome[0], RuntimeError) and "has stopped" in str(outcome[0])
+    assert not t.is_alive(), "blockingCallFromThread hung"
+    assert isinstance(outcome[0], RuntimeError), outcome
+    return outcome[0]
+
+
+def test_blocking_call_from_the_thread_that_ran_a_stopped_reactor_raises(reactor: Reactor) -> None:
+    def run_once() -> None:
+        reactor.callLater(0, reactor.stop)
+        reactor.run(installSignalHandlers=False)
+
+    assert "has stopped" in str(_blocking_call_in_a_thread(reactor, run_once))
 
 
 def test_blocking_call_made_before_run_waits_for_the_loop(reactor: Reactor) -> None:
@@ -247,19 +258,7 @@ def test_blocking_call_on_a_closed_reactor_raises() -> None:
 
     r = Reactor(PollMultiplexer(), "poll")
     r.close()
-    outcome: list[Any] = []
-
-    def caller() -> None:
-        try:
-            outcome.append(blockingCallFromThread(r, lambda: "ran"))
-        except RuntimeError as e:
-            outcome.append(e)
-
-    t = threading.Thread(target=caller, daemon=True)
-    t.start()
-    t.join(10)
-    assert not t.is_alive(), "blockingCallFromThread hung on a closed reactor"
-    assert isinstance(outcome[0], RuntimeError) and "closed" in str(outcome[0])
+    assert "closed" in str(_blocking_call_in_a_thread(r))
 
 
 def test_suggest_thread_pool_size(reactor: Reactor) -> None:
@@ -272,15 +271,19 @@ def test_suggest_thread_pool_size(reactor: Reactor) -> None:
         reactor.suggestThreadPoolSize(0)
 
 
+def _start_workers(pool: ThreadPool, count: int) -> None:
+    """Make ``pool`` start ``count`` workers: that many jobs that must all run at once."""
+    barrier = threading.Barrier(count + 1, timeout=10)
+    for _ in range(count):
+        pool.callInThread(barrier.wait)
+    barrier.wait()
+
+
 def test_a_smaller_pool_size_retires_the_extra_workers() -> None:
     pool = ThreadPool(0, 4, name="shrink")
     pool.start()
     try:
-        # Four workers, all started by four jobs running at once.
-        barrier = threading.Barrier(5, timeout=10)
-        for _ in range(4):
-            pool.callInThread(barrier.wait)
-        barrier.wait()
+        _start_workers(pool, 4)
         workers = pool.threads
         assert len(workers) == 4
         pool.adjustPoolsize(maxthreads=1)
@@ -335,10 +338,7 @@ def test_lowering_then_raising_the_pool_size_keeps_the_workers() -> None:
         pool.adjustPoolsize(1, 1)  # three workers should go...
         pool.adjustPoolsize(4, 4)  # ...no: keep them all
         hold.set()
-        again = threading.Barrier(5, timeout=10)
-        for _ in range(4):
-            pool.callInThread(again.wait)
-        again.wait()  # four jobs at once: four workers are still there
+        _start_workers(pool, 4)  # four jobs at once: four workers are still there
         assert len(pool.threads) == 4
     finally:
         pool.stop(10)
@@ -348,10 +348,7 @@ def test_repeated_shrinks_never_retire_the_last_workers() -> None:
     pool = ThreadPool(0, 3, name="twice")
     pool.start()
     try:
-        barrier = threading.Barrier(4, timeout=10)
-        for _ in range(3):
-            pool.callInThread(barrier.wait)
-        barrier.wait()
+        _start_workers(pool, 3)
         for _ in range(5):
             pool.adjustPoolsize(maxthreads=1)
         done = threading.Event()
