@@ -63,9 +63,9 @@ READ_SIZE = 65536
 # write(2) do what recv/send do, with less interpreter overhead (docs/benchmarks-echo.md).
 # The descriptor is only used while the transport owns the socket (``_fd`` is -1 once closed).
 _read = os.read
+_write = os.write
 # SO_LINGER on, timeout 0: close() resets the connection (see Connection._closeSoon).
 _LINGER_RESET = struct.pack("ii", 1, 0)
-_write = os.write
 #: A streaming producer is paused when more than this many bytes are buffered...
 HIGH_WATER = 65536
 #: ...and resumed when the buffer drains below this.
