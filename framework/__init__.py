@@ -96,5 +96,10 @@ def __getattr__(attr: str) -> Any:
     if attr == "reactor":
         if _reactor is not None:
             return _reactor
-        return _install(None, f"first use of framework.reactor at {_caller(2)}")
+        try:
+            return _install(None, f"first use of framework.reactor at {_caller(2)}")
+        except AttributeError as e:
+            # Raised from here, an AttributeError would read as "cannot import name 'reactor'"
+            # and hide the broken backend behind it.
+            raise RuntimeError(f"installing the reactor failed: {type(e).__name__}: {e}") from e
     raise AttributeError(f"module 'framework' has no attribute {attr!r}")

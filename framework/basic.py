@@ -196,8 +196,10 @@ class LineReceiver(Protocol, _PauseableMixin):
                         return self.lineLengthExceeded(line)
                     line = data[pos:i]
                     self._curpos = i + len(delim)
-                    why = self.lineReceived(line)
-                    pos = self._curpos
+                    try:
+                        why = self.lineReceived(line)
+                    finally:  # a line whose handler raised is consumed, never delivered again
+                        pos = self._curpos
                     if why:
                         return why
                     if transport is not None and transport.disconnecting:

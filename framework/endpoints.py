@@ -144,7 +144,11 @@ class _WrappingFactory(ClientFactory):
             try:
                 connector.stopConnecting()
             except error.NotConnectingError:
-                pass
+                # Connected underneath (TCP up, a TLS handshake still going): drop that
+                # connection, so the protocol is never connected after the cancel.
+                transport = getattr(connector, "transport", None)
+                if transport is not None:
+                    transport.abortConnection()
 
     def doStart(self) -> None:
         self._wrappedFactory.doStart()
@@ -172,6 +176,9 @@ class _WrappingFactory(ClientFactory):
                 del proto.makeConnection
             except AttributeError:
                 pass
+            if onConnection.called:  # cancelled while the connection was being set up
+                transport.abortConnection()
+                return
             make(transport)
             if not onConnection.called:
                 onConnection.callback(proto)

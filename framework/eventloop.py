@@ -262,7 +262,9 @@ class Reactor:
         self._pool_size = 10
         self._name_resolver: Callable[..., Any] = socket.getaddrinfo
         self._closed = False
-        self._preen_every = _PREEN_INTERVAL if multiplexer.fileno() != -1 else None
+        # fileno() is optional in the backend contract; -1 means no kernel-side interest set.
+        fileno = getattr(multiplexer, "fileno", None)
+        self._preen_every = None if fileno is not None and fileno() == -1 else _PREEN_INTERVAL
         self._next_preen = 0.0
         self._waker = _Waker(self)
         # Set in a forked child (see _after_fork_in_child): this reactor belongs to the parent.

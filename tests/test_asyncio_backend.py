@@ -460,3 +460,32 @@ def test_deferred_cancel_reaches_an_asyncio_task(aioreactor: Reactor) -> None:
     run_until_true(aioreactor, task.done)
     assert task.cancelled()
 
+
+
+def test_ensure_future_in_reactor_callbacks_runs_on_the_reactors_loop(aioreactor: Reactor) -> None:
+    """Twisted's idiom ``Deferred.fromFuture(asyncio.ensure_future(coro()))`` in a
+    callWhenRunning function (outside a running loop): the coroutine runs on our loop."""
+    from framework.defer import Deferred
+
+    results: list[Any] = []
+
+    async def coro() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    def go() -> None:
+        results.append(asyncio.get_event_loop() is get_event_loop(aioreactor))
+        Deferred.fromFuture(asyncio.ensure_future(coro())).addBoth(results.append)
+
+    aioreactor.callWhenRunning(go)
+    run_until_true(aioreactor, lambda: len(results) == 2)
+    assert results == [True, "done"]
+
+
+def test_closing_the_backend_leaves_no_closed_loop_current() -> None:
+    mux = AsyncioMultiplexer()
+    policy = asyncio.get_event_loop_policy()
+    assert policy.get_event_loop() is mux.loop
+    mux.close()
+    with pytest.raises(RuntimeError, match="no current event loop"):
+        policy.get_event_loop()  # not the closed loop

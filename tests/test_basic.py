@@ -83,6 +83,20 @@ def test_lines_split_across_chunks_and_delimiter_stripped() -> None:
     assert p.clearLineBuffer() == b"tail"
 
 
+def test_a_line_whose_handler_raised_is_not_delivered_again() -> None:
+    class Picky(Lines):
+        def lineReceived(self, line: bytes) -> None:
+            Lines.lineReceived(self, line)
+            if line == b"BOOM":
+                raise ValueError("no")
+
+    p = Picky()
+    with pytest.raises(ValueError):
+        p.dataReceived(b"a\r\nBOOM\r\nb\r\n")
+    p.dataReceived(b"c\r\n")
+    assert [line for _, line in p.events] == [b"a", b"BOOM", b"b", b"c"]
+
+
 def test_custom_delimiter_and_send_line() -> None:
     p = Lines()
     p.delimiter = b"\n"

@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import os
+import select
 import pathlib
 import subprocess
 import sys
@@ -615,9 +616,50 @@ def test_add_validates_its_arguments() -> None:
         Option("not an identifier")
     with pytest.raises(TypeError):
         plugins.MiddlewareRegistry().add("m", object())
-    with pytest.raises(TypeError):
-        ReactorRegistry().add("r", object, priority="high")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="priority"):
+        ReactorRegistry().add("r", _DuckPoll, priority="high")  # type: ignore[arg-type]
     assert len(registry) == 0
+
+
+class _DuckPoll:
+    """A backend to DESIGN.md's letter: those five methods, no Multiplexer base, no fileno."""
+
+    def __init__(self) -> None:
+        self._p = select.poll()
+
+    def register(self, fd: int, events: int) -> None:
+        self._p.register(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        self._p.modify(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        try:
+            self._p.unregister(fd)
+        except KeyError:
+            pass
+
+    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        return self._p.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_duck_typed_backend_without_fileno_runs_a_reactor() -> None:
+    from framework.eventloop import Reactor
+
+    registry = ReactorRegistry()
+    entry = registry.add("duck", _DuckPoll)
+    r = Reactor(entry.factory(), entry.name)
+    try:
+        seen: list[int] = []
+        r.callLater(0, seen.append, 1)
+        r.callLater(0, r.stop)
+        r.run(installSignalHandlers=False)
+        assert seen == [1]
+    finally:
+        r.close()
 
 
 # --------------------------------------------------------------------------- failure reasons
@@ -643,3 +685,27 @@ def test_failure_reason_is_one_line_with_the_type(exc: BaseException, reason: st
     failure = plugins.PluginFailure("p", "dist", "1.0", exc)
     assert failure.reason == reason
     assert str(failure) == f"plugin 'p' from dist 1.0: {reason}"
+
+
+def test_a_broken_best_backend_is_named_on_first_use_of_the_global_reactor() -> None:
+    script = textwrap.dedent("""
+        from framework import hookimpl, plugins
+
+        class NotAMux:
+            pass
+
+        class Plugin:
+            @hookimpl
+            def register_reactors(self, registry):
+                registry.add("broken", NotAMux, priority=1000)
+
+        plugins.register(Plugin(), name="broken-backend")
+        from framework import reactor
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_FRAMEWORK_")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: installing the reactor failed: AttributeError:"), done.stderr
+    assert "NotAMux" in last and "cannot import name" not in done.stderr

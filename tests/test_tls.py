@@ -675,6 +675,40 @@ def test_endpoint_strings(reactor: Any, certs: Certs) -> None:
         port.stopListening()
 
 
+def test_cancelling_a_tls_connect_during_the_handshake_drops_the_connection(
+        reactor: Any, certs: Certs) -> None:
+    class Silent(Protocol):
+        """Accepts TCP and never answers the ClientHello: the handshake stays pending."""
+
+        def connectionMade(self) -> None:
+            accepted.callback(self)
+
+        def connectionLost(self, reason: Failure) -> None:
+            lost.callback(reason.type)
+
+    class Client(Protocol):
+        def connectionMade(self) -> None:
+            connected.append(self)
+
+    accepted: Deferred[Any] = Deferred()
+    lost: Deferred[Any] = Deferred()
+    connected: list[Any] = []
+    port = reactor.listenTCP(0, Factory.forProtocol(Silent), interface=HOST)
+    try:
+        client = endpoints.clientFromString(
+            reactor, f"tls:host={HOST}:port={port.getHost().port}:trustRoots={certs.ca_file}")
+        d = endpoints.connectProtocol(client, Client())
+        run_until(reactor, accepted)  # TCP is up; the handshake is not
+        d.cancel()
+        with pytest.raises(error.ConnectingCancelledError):
+            run_until(reactor, d)
+        # The cancel reset the connection; no handshake timeout needed.
+        assert issubclass(run_until(reactor, lost), error.ConnectionLost)
+        assert connected == []
+    finally:
+        run_until(reactor, port.stopListening())
+
+
 def test_endpoints_go_through_the_reactor(certs: Certs) -> None:
     from framework.testing import MemoryReactor
 

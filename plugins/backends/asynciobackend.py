@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from select import POLLIN, POLLOUT
 from typing import Any, Callable
 
@@ -41,7 +42,7 @@ class AsyncioMultiplexer(Multiplexer):
     """
 
     __slots__ = ("loop", "_owns_loop", "_masks", "_ready", "_stopping", "_stop", "_call_later",
-                 "_run_forever", "_timed_out_cb", "_hooks")
+                 "_run_forever", "_timed_out_cb", "_hooks", "_made_current")
 
     #: Makes the loop of a new multiplexer (a subclass may use another implementation).
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.SelectorEventLoop
@@ -68,6 +69,12 @@ class AsyncioMultiplexer(Multiplexer):
         self._call_later = loop.call_later  # before the hooks: our timeout stays unwrapped
         self._timed_out_cb = self._wake
         self._hooks = _install_hooks(loop, self)
+        # asyncio.get_event_loop() and ensure_future() outside a running loop (in reactor
+        # callbacks, callWhenRunning functions) find this loop, as with Twisted's asyncio
+        # reactor. Done here for the thread that builds the reactor, and by the first poll()
+        # for a thread that runs it.
+        self._made_current: int | None = None
+        self._make_current()
 
     # -- registrations ------------------------------------------------------------------------
 
@@ -163,6 +170,8 @@ class AsyncioMultiplexer(Multiplexer):
         Every fd that became ready in the loop's last round of I/O is reported. Raises
         ``RuntimeError`` if another asyncio loop is running in this thread.
         """
+        if self._made_current != threading.get_ident():
+            self._make_current()
         timer = None
         if timeout is None:
             self._stopping = False
@@ -187,6 +196,10 @@ class AsyncioMultiplexer(Multiplexer):
 
     # -- lifetime -----------------------------------------------------------------------------
 
+    def _make_current(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._made_current = threading.get_ident()
+
     def close(self) -> None:
         """Stop watching everything; an owned loop has its tasks cancelled (they get up to
         ``SHUTDOWN_TIMEOUT`` seconds to finish), its async generators and default executor
@@ -194,6 +207,9 @@ class AsyncioMultiplexer(Multiplexer):
         loop = self.loop
         if loop.is_closed():
             return
+        if self._owns_loop and self._made_current == threading.get_ident():
+            asyncio.set_event_loop(None)  # leave no closed loop behind as the current one
+            self._made_current = None
         for fd in list(self._masks):
             self.unregister(fd)
         if not self._owns_loop:
