@@ -274,6 +274,12 @@ class ProtocolEntry(_Entry):
             raise
         except (ValueError, OSError) as exc:
             raise error.PluginOptionError(f"protocol {self.name!r}: {exc}") from exc
+        except TypeError as exc:
+            if "unexpected keyword argument" not in str(exc):
+                raise
+            # A declared option the maker does not take: the plugin's mistake, said plainly.
+            raise error.PluginOptionError(
+                f"protocol {self.name!r}: its maker does not take a declared option ({exc})") from exc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -448,6 +454,12 @@ class ProtocolRegistry(_Registry[ProtocolEntry]):
             seen.add(option.name)
         if opts and not isinstance(maker, type) and hasattr(maker, "buildProtocol"):
             raise ValueError(f"protocol {name!r}: a ready factory instance cannot take options")
+        if opts and isinstance(maker, type):
+            from framework import protocol
+
+            if issubclass(maker, protocol.Protocol):
+                raise ValueError(f"protocol {name!r}: a Protocol subclass cannot take options; "
+                                 "register a Factory class or a function that takes them")
         entry = ProtocolEntry(
             name=name,
             maker=maker,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import framework
-from framework import error, hookimpl, plugins
+from framework import error, hookimpl, plugins, protocol
 from framework.plugins import Option, ProtocolRegistry, ReactorRegistry
 
 ENV_VARS = (plugins.DISABLE_ENV, plugins.STRICT_ENV, "REACTOR_FRAMEWORK_BACKEND")
@@ -709,3 +709,21 @@ def test_a_broken_best_backend_is_named_on_first_use_of_the_global_reactor() -> 
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: installing the reactor failed: AttributeError:"), done.stderr
     assert "NotAMux" in last and "cannot import name" not in done.stderr
+
+
+def test_a_protocol_subclass_cannot_be_registered_with_options() -> None:
+    class Shout(protocol.Protocol):
+        pass
+
+    with pytest.raises(ValueError, match="a Protocol subclass cannot take options"):
+        ProtocolRegistry().add("shout", Shout, options=[Option("a")])
+
+
+def test_a_declared_option_the_maker_does_not_take_is_a_plugin_option_error() -> None:
+    class ShoutFactory(protocol.Factory):
+        def __init__(self) -> None:
+            pass
+
+    entry = ProtocolRegistry().add("shout", ShoutFactory, options=[Option("nope", default="x")])
+    with pytest.raises(error.PluginOptionError, match="its maker does not take a declared option"):
+        entry.make_factory({})
