@@ -8,7 +8,6 @@ import importlib
 import json
 import logging
 import os
-import select
 import pathlib
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import framework
 from framework import error, hookimpl, plugins, protocol
 from framework.plugins import Option, ProtocolRegistry, ReactorRegistry
+from plugins.backends.pollbackend import PollMultiplexer
 
 ENV_VARS = (plugins.DISABLE_ENV, plugins.STRICT_ENV, "REACTOR_FRAMEWORK_BACKEND")
 
@@ -621,29 +621,12 @@ def test_add_validates_its_arguments() -> None:
     assert len(registry) == 0
 
 
-class _DuckPoll:
-    """A backend to DESIGN.md's letter: those five methods, no Multiplexer base, no fileno."""
-
-    def __init__(self) -> None:
-        self._p = select.poll()
-
-    def register(self, fd: int, events: int) -> None:
-        self._p.register(fd, events)
-
-    def modify(self, fd: int, events: int) -> None:
-        self._p.modify(fd, events)
-
-    def unregister(self, fd: int) -> None:
-        try:
-            self._p.unregister(fd)
-        except KeyError:
-            pass
-
-    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self._p.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
-
-    def close(self) -> None:
-        pass
+# DESIGN.md's backend to the letter: those five methods (the poll backend's own), no
+# Multiplexer base class, no fileno().
+_DuckPoll = type("_DuckPoll", (), {
+    name: vars(PollMultiplexer)[name]
+    for name in ("__init__", "register", "modify", "unregister", "poll", "close")
+})
 
 
 def test_a_duck_typed_backend_without_fileno_runs_a_reactor() -> None:
