@@ -87,7 +87,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _number(kind: Callable[[str], Any], what: str, minimum: float, strict: bool) -> Callable[[str], Any]:
+#: The longest duration a flag takes: a year. Longer is a typo, not a deployment.
+MAX_SECONDS = 365 * 86400
+
+
+def _number(
+    kind: Callable[[str], Any], what: str, minimum: float, strict: bool, maximum: float | None = None,
+) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = kind(text)
@@ -98,6 +104,8 @@ def _number(kind: Callable[[str], Any], what: str, minimum: float, strict: bool)
         ):
             bound = f"> {minimum}" if strict else f">= {minimum}"
             raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected {what} <= {maximum} (a year), got {text!r}")
         return value
 
     convert.__name__ = what
@@ -185,20 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--grace",
-        type=_number(float, "seconds", 0, False),
+        type=_number(float, "seconds", 0, False, MAX_SECONDS),
         default=DEFAULT_GRACE,
         metavar="SECONDS",
         help="on SIGINT/SIGTERM, how long open connections may finish (default 10)",
     )
     p.add_argument(
         "--idle-timeout",
-        type=_number(float, "seconds", 0, True),
+        type=_number(float, "seconds", 0, True, MAX_SECONDS),
         metavar="SECONDS",
         help="close a connection after this long without receiving data",
     )
     p.add_argument(
         "--message-timeout",
-        type=_number(float, "seconds", 0, True),
+        type=_number(float, "seconds", 0, True, MAX_SECONDS),
         metavar="SECONDS",
         help="framing protocols: close a connection whose line or frame stays incomplete this long",
     )

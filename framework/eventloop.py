@@ -39,6 +39,8 @@ logger = logging.getLogger("framework.eventloop")
 
 _is_callable = callable
 _INF = float("inf")
+#: The longest single wait handed to a backend (one day); the loop simply waits again.
+MAX_WAIT = 86400.0
 _monotonic = time.monotonic
 _perf_counter = time.perf_counter
 _get_ident = threading.get_ident
@@ -749,6 +751,8 @@ class Reactor:
             timeout = None
         if max_timeout is not None and (timeout is None or timeout > max_timeout):
             timeout = max_timeout
+        if timeout is not None and timeout > MAX_WAIT:
+            timeout = MAX_WAIT  # a far timer is legal; poll()/select() reject such waits
         if self._preen_every is not None and (self._readers or self._writers):
             timeout = self._maybe_preen(timeout)
         try:
