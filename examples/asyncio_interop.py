@@ -125,7 +125,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("words", nargs="*", default=["reactor", "deferred", "future"])
     args = parser.parse_args(argv)
 
-    from plugins.backends.asynciobackend import get_event_loop
+    from reactor_framework_plugins.backends.asynciobackend import get_event_loop
 
     reactor = framework.install_reactor(args.reactor)
     try:

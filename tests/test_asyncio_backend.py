@@ -22,7 +22,7 @@ import framework
 from framework import defer, plugins
 from framework.eventloop import Reactor
 from framework.protocol import ClientFactory, Factory, Protocol
-from plugins.backends.asynciobackend import AsyncioMultiplexer, get_event_loop
+from reactor_framework_plugins.backends.asynciobackend import AsyncioMultiplexer, get_event_loop
 from tests.util import run_until, run_until_true
 
 POLLIN = select.POLLIN

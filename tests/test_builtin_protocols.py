@@ -13,7 +13,7 @@ import pytest
 
 from framework import error, plugins
 from framework.task import Clock
-from plugins.protocols import chargen, chat, daytime, discard, echo, poetry, qotd, timeproto
+from reactor_framework_plugins.protocols import chargen, chat, daytime, discard, echo, poetry, qotd, timeproto
 
 BUILTINS = {
     "echo": 8007,

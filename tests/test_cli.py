@@ -130,7 +130,7 @@ def test_sigterm_stops_listening_and_lets_a_transfer_finish(serve: Any) -> None:
 
 
 def framework_poem() -> bytes:
-    from plugins.protocols.poetry import BUILTIN_POEM
+    from reactor_framework_plugins.protocols.poetry import BUILTIN_POEM
 
     return BUILTIN_POEM.encode()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework.testing import StringTransport
-from plugins.protocols.echo import Echo
+from reactor_framework_plugins.protocols.echo import Echo
 
 
 def test_plain_echo_uses_transport_write() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from framework import error, tcp
 from framework.interfaces import IPullProducer, IPushProducer
-from plugins.protocols.echo import EchoFactory
+from reactor_framework_plugins.protocols.echo import EchoFactory
 from test_tcp import (
     Recorder,
     ServerFactory,

@@ -34,7 +34,7 @@ def test_importing_framework_installs_nothing() -> None:
         import sys
         import framework, framework.threads, framework.task
         print(framework.installed_reactor() is None,
-              any(m.startswith("plugins.") for m in sys.modules))
+              any(m.startswith("reactor_framework_plugins.") for m in sys.modules))
     """)
     assert out == "True False"
 

@@ -14,9 +14,9 @@ import pytest
 
 from framework import middleware, plugins
 from framework.defer import Deferred
-from plugins.middleware.contextvars_mw import ContextVarsMiddleware
-from plugins.middleware.slow_callbacks import SlowCallbacksMiddleware, describe
-from plugins.middleware.tracing import TracingMiddleware
+from reactor_framework_plugins.middleware.contextvars_mw import ContextVarsMiddleware
+from reactor_framework_plugins.middleware.slow_callbacks import SlowCallbacksMiddleware, describe
+from reactor_framework_plugins.middleware.tracing import TracingMiddleware
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

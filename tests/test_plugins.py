@@ -21,7 +21,7 @@ import pytest
 import framework
 from framework import error, hookimpl, plugins, protocol
 from framework.plugins import Option, ProtocolRegistry, ReactorRegistry
-from plugins.backends.pollbackend import PollMultiplexer
+from reactor_framework_plugins.backends.pollbackend import PollMultiplexer
 
 ENV_VARS = (plugins.DISABLE_ENV, plugins.STRICT_ENV, "REACTOR_FRAMEWORK_BACKEND")
 
@@ -114,12 +114,12 @@ def test_import_framework_loads_no_plugin() -> None:
         """
         import json, sys
         import framework
-        after_framework = sorted(m for m in sys.modules if m == "plugins" or m.startswith("plugins."))
+        after_framework = sorted(m for m in sys.modules if m.partition(".")[0] == "reactor_framework_plugins")
         meta = "importlib_metadata" in sys.modules
         import framework.plugins
-        after_plugins_module = sorted(m for m in sys.modules if m.startswith("plugins."))
+        after_plugins_module = sorted(m for m in sys.modules if m.startswith("reactor_framework_plugins."))
         framework.plugins.reactors()
-        after_call = sorted(m for m in sys.modules if m.startswith("plugins."))
+        after_call = sorted(m for m in sys.modules if m.startswith("reactor_framework_plugins."))
         print(json.dumps([after_framework, meta, after_plugins_module, after_call]))
         """
     )
@@ -127,8 +127,8 @@ def test_import_framework_loads_no_plugin() -> None:
     assert after_framework == []
     assert meta is False
     assert after_plugins_module == []
-    assert "plugins.backends.epollbackend" in after_call
-    assert "plugins.backends.selectbackend" in after_call
+    assert "reactor_framework_plugins.backends.epollbackend" in after_call
+    assert "reactor_framework_plugins.backends.selectbackend" in after_call
 
 
 def test_builtin_backends_come_from_the_installed_distribution() -> None:
@@ -151,7 +151,7 @@ def test_disable_env_in_a_fresh_process() -> None:
         from framework import plugins
         best = plugins.reactors().best().name
         print(json.dumps([plugins.reactors().names(), best, plugins.disabled(),
-                          "plugins.backends.epollbackend" in sys.modules]))
+                          "reactor_framework_plugins.backends.epollbackend" in sys.modules]))
         """,
         env={plugins.DISABLE_ENV: "epoll, select"},
     )

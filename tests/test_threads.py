@@ -254,7 +254,7 @@ def test_blocking_call_made_before_run_waits_for_the_loop(reactor: Reactor) -> N
 
 
 def test_blocking_call_on_a_closed_reactor_raises() -> None:
-    from plugins.backends.pollbackend import PollMultiplexer
+    from reactor_framework_plugins.backends.pollbackend import PollMultiplexer
 
     r = Reactor(PollMultiplexer(), "poll")
     r.close()

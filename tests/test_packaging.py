@@ -1,0 +1,181 @@
+"""The built wheel: the folder ``plugins/`` installs as ``reactor_framework_plugins``, never as a
+top-level ``plugins`` package, so a user's own ``plugins`` package cannot shadow the built-ins.
+
+The wheel is built from a copy of the sources, installed with ``--no-deps`` into a fresh venv (no
+system site-packages) whose only other packages are the runtime dependencies of this project,
+linked in from the test interpreter, and ``python -m framework --list`` runs there from a
+directory that holds its own ``plugins`` package.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time", "qotd", "poetry", "chat")
+REACTORS = ("select", "poll", "epoll", "selector", "asyncio")
+MIDDLEWARE = ("contextvars", "slow-callbacks", "tracing")
+
+
+def _can_build_offline() -> bool:
+    """True when this interpreter's setuptools can build our wheel without an isolated env
+    (``license = "MIT"`` in pyproject.toml needs setuptools >= 77)."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    major = int(setuptools.__version__.split(".")[0])
+    return major >= 77
+
+
+def _requirement_names(dist: importlib.metadata.Distribution) -> list[str]:
+    names = []
+    for req in dist.requires or ():
+        if "extra" in req.partition(";")[2]:
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req)
+        if match:
+            names.append(match.group(0))
+    return names
+
+
+def _link_runtime_dependencies(into: Path) -> None:
+    """Symlink the installed files of every (transitive) runtime dependency of reactor-framework
+    into ``into``: the venv then sees those and nothing else of the test interpreter."""
+    todo = _requirement_names(importlib.metadata.distribution("reactor-framework"))
+    seen: set[str] = set()
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # a dependency for another Python version
+        todo.extend(_requirement_names(dist))
+        for file in dist.files or ():
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or (into / top).exists():
+                continue
+            source = Path(str(dist.locate_file(top)))
+            if source.exists():
+                (into / top).symlink_to(source)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("wheel")
+    # Build from a copy so the build leaves nothing (build/, *.egg-info) in the repository.
+    src = work / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("framework", "plugins"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(work / "dist"), str(src)]
+    if _can_build_offline():
+        cmd[4:4] = ["--no-build-isolation", "--no-index"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    [built] = (work / "dist").glob("reactor_framework-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("venv")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", purelib, str(wheel)],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    deps = work / "deps"
+    deps.mkdir()
+    _link_runtime_dependencies(deps)
+    (Path(purelib) / "reactor_framework_test_deps.pth").write_text(f"{deps}\n")
+    return python
+
+
+def _isolated_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("REACTOR_FRAMEWORK_") and k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def _user_project(tmp_path: Path) -> Path:
+    """A directory like a user's project, with its own top-level ``plugins`` package."""
+    project = tmp_path / "project"
+    (project / "plugins" / "backends").mkdir(parents=True)
+    (project / "plugins" / "__init__.py").write_text('"""The user\'s own plugins package."""\n')
+    (project / "plugins" / "backends" / "__init__.py").write_text("")
+    return project
+
+
+def test_the_wheel_has_no_top_level_plugins_package(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+        entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert top_level == {"framework", "reactor_framework_plugins"}
+    for sub in ("backends", "protocols", "middleware"):
+        assert f"reactor_framework_plugins/{sub}/__init__.py" in names
+    assert "reactor_framework_plugins/protocols/echo.py" in names
+    values = re.findall(r"^\S+ = (\S+)$", entry_points, re.M)
+    assert values and not [v for v in values if v.startswith("plugins.")], entry_points
+
+
+def test_builtins_import_as_reactor_framework_plugins(venv_python: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(venv_python), "-c",
+         "import reactor_framework_plugins.protocols.echo as m, importlib.util as u; "
+         "print(m.__name__, u.find_spec('plugins') is None)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_isolated_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["reactor_framework_plugins.protocols.echo", "True"]
+
+
+def test_list_works_next_to_a_users_own_plugins_package(venv_python: Path, tmp_path: Path) -> None:
+    project = _user_project(tmp_path)
+    result = subprocess.run(
+        [str(venv_python), "-m", "framework", "--list"],
+        cwd=project, capture_output=True, text=True, timeout=60, env=_isolated_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "failed to load" not in out, out
+    assert "No module named 'plugins" not in out + result.stderr, out
+    assert "Traceback" not in result.stderr, result.stderr
+    for name in (*PROTOCOLS, *REACTORS, *MIDDLEWARE):
+        rows = re.findall(rf"^  {re.escape(name)}\s.*$", out, re.M)
+        assert len(rows) == 1, (name, out)
+        [row] = rows
+        assert "[reactor-framework " in row, (name, out)
+        assert "No module named" not in row, row
+    for name in REACTORS:
+        if name == "epoll" and not hasattr(select, "epoll"):
+            continue
+        [row] = re.findall(rf"^  {name}\s.*$", out, re.M)
+        assert "(available" in row, row
