@@ -33,7 +33,7 @@ class Chat(LineReceiver):
     MAX_LENGTH = 1024
     nick = ""
     _chat_buffer = b""
-    _discarding = False
+    _discarded = 0  # bytes dropped of an over-long line whose newline has not come yet
     _gone = False
 
     def connectionMade(self) -> None:
@@ -66,8 +66,8 @@ class Chat(LineReceiver):
                 break
             line = buf[start:end]
             start = end + 1
-            if self._discarding:
-                self._discarding = False  # the tail of a line already refused
+            if self._discarded:
+                self._discarded = 0  # the tail of a line already refused
                 continue
             if line.endswith(b"\r"):
                 line = line[:-1]
@@ -78,15 +78,16 @@ class Chat(LineReceiver):
         rest = buf[start:]
         if len(rest) > limit + 1 and not self._gone:
             # No newline in sight and already too long: refuse now, drop until the next newline.
-            if not self._discarding:
-                self._discarding = True
+            if not self._discarded:
                 self.lineLengthExceeded(rest)
+            self._discarded += len(rest)
             rest = b""
         self._chat_buffer = rest
 
     def pending_message_bytes(self) -> int:
-        """Bytes of the incomplete line held (for message deadlines)."""
-        return len(self._chat_buffer)
+        """Bytes of the incomplete line (for message deadlines), the dropped part of an
+        over-long one included: it stays unfinished until its newline arrives."""
+        return len(self._chat_buffer) + self._discarded
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.error(f"line too long (more than {self.MAX_LENGTH} bytes), not sent")

@@ -327,3 +327,47 @@ def test_policy_arguments_are_validated_and_support_is_reported(caplog: Any) -> 
     policy = PolicyFactory(Factory.forProtocol(Protocol), clock, message_timeout=1.0)
     assert policy.message_timeout is None
     assert any("pending_message_bytes" in r.getMessage() for r in caplog.records)
+
+
+def test_an_over_long_chat_line_stays_unfinished_until_its_newline() -> None:
+    # A dripper once dodged --message-timeout: after an over-long line was dropped the pending
+    # count read 0, and the deadline was cancelled as if a message had completed.
+    from reactor_framework_plugins.protocols.chat import ChatFactory
+
+    clock = Clock()
+    policy = PolicyFactory(ChatFactory(max_line=1024), clock, message_timeout=5.0)
+    p, t = _serve(policy)
+    for _ in range(3):
+        p.dataReceived(b"x" * 1100)  # no newline, ever
+        clock.advance(1.9)
+    assert t.disconnecting  # 5.7 s after the line began
+    assert b"line too long" in t.value()
+    # The newline ends the refused line: no deadline is left running after it.
+    p2, t2 = _serve(policy)
+    p2.dataReceived(b"y" * 1100)
+    clock.advance(4)
+    p2.dataReceived(b"yy\r\n")
+    clock.advance(100)
+    assert not t2.disconnecting
+
+
+@pytest.mark.parametrize("backend", ["epoll", "poll", "select"])
+def test_reactor_serve_closes_a_chat_dripper_of_over_long_lines(serve: Any, backend: str) -> None:
+    s = serve("--protocol", "chat", "--port", "0", "--reactor", backend, "--message-timeout", "1")
+    with socket.create_connection(("127.0.0.1", s.tcp_port()), timeout=15) as c:
+        c.settimeout(0.3)
+        closed = False
+        for _ in range(20):  # bounded: 20 drips of 1,100 bytes, at most 0.3 s apart
+            try:
+                c.sendall(b"x" * 1100)
+                while c.recv(65536):
+                    pass
+                closed = True
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+            if closed:
+                break
+    assert closed
+    s.wait_stderr(r"message incomplete after 1\.0 s")
