@@ -71,6 +71,8 @@ def register_deferred_middleware(registry: MiddlewareRegistry) -> None:
     Call ``registry.add(name, middleware, *, description="")``. ``middleware`` is an object
     with ``wrap_callback(callback) -> callable``, called once for each callback and errback as
     it is added to a Deferred (the first enabled middleware is outermost). Optional methods:
-    ``deferred_created(deferred)`` (called for each new Deferred), ``on_enable()`` and
-    ``on_disable()``.
+    ``deferred_created(deferred)`` (called for each new Deferred), ``on_enable()``,
+    ``on_disable()`` and ``reactor_installed(reactor)`` (``reactor-serve --middleware NAME``
+    calls it once, after enabling, with the reactor it serves on, for middleware that tunes the
+    reactor itself, as ``slow-callbacks`` does).
     """
