@@ -714,7 +714,7 @@ class Server:
         self.stopping = True
         self.factory.accepting = False
         for port in self.ports:
-            port._stopped_listening = True
+            self.factory.remove_port(port)
             try:
                 port.stopListening()
             except Exception:

@@ -225,6 +225,7 @@ class PolicyFactory:
         self.connections: dict[int, _Conn] = {}
         self.per_peer: dict[Any, int] = {}
         self.ports: list[Any] = []
+        self._removed_ports: list[Any] = []
         self.accepting = True
         #: Called (no arguments) whenever the last open connection closes.
         self.on_empty: Callable[[], None] | None = None
@@ -251,10 +252,17 @@ class PolicyFactory:
 
     def add_port(self, port: Any) -> None:
         """Let ``max_connections`` pause and resume accepting on ``port``."""
-        if port not in self.ports:
+        if port not in self.ports and port not in self._removed_ports:
             self.ports.append(port)
             if self._reading_paused:
                 port.stopReading()
+
+    def remove_port(self, port: Any) -> None:
+        """Stop managing ``port`` (it stopped listening): it is never resumed, nor added again."""
+        if port in self.ports:
+            self.ports.remove(port)
+        if port not in self._removed_ports:
+            self._removed_ports.append(port)
 
     # -- building and tracking ----------------------------------------------------------------
 
@@ -405,8 +413,7 @@ class PolicyFactory:
     def _resume_accepting(self) -> None:
         self._reading_paused = False
         for port in self.ports:
-            if not getattr(port, "_stopped_listening", False):
-                port.startReading()
+            port.startReading()
 
     # -- shutdown -----------------------------------------------------------------------------
 

@@ -371,3 +371,33 @@ def test_reactor_serve_closes_a_chat_dripper_of_over_long_lines(serve: Any, back
                 break
     assert closed
     s.wait_stderr(r"message incomplete after 1\.0 s")
+
+
+class RecordingPort:
+    """A listening port that records pause/resume calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def stopReading(self) -> None:
+        self.calls.append("stop")
+
+    def startReading(self) -> None:
+        self.calls.append("start")
+
+
+def test_a_removed_port_is_never_resumed_nor_added_back() -> None:
+    # reactor-serve's shutdown removes its stopped ports; the limit must not resume them when a
+    # connection then closes (it used to read a private flag set on the port for this).
+    clock = Clock()
+    policy = PolicyFactory(Factory.forProtocol(LineEcho), clock, max_connections=1)
+    kept, removed = RecordingPort(), RecordingPort()
+    policy.add_port(kept)
+    policy.add_port(removed)
+    p, t = _serve(policy)  # the limit is reached: both ports pause
+    assert kept.calls == removed.calls == ["stop"]
+    policy.remove_port(removed)
+    policy.add_port(removed)  # a late connection from that port does not bring it back
+    p.connectionLost(None)
+    assert kept.calls == ["stop", "start"]
+    assert removed.calls == ["stop"]
