@@ -351,6 +351,11 @@ def _split(description: str) -> tuple[list[str], dict[str, str]]:
     return args, kwargs
 
 
+#: The largest ``backlog=`` an endpoint string accepts: ``listen(2)`` takes a C int and the kernel
+#: caps it anyway (Linux at ``net.core.somaxconn``), so a larger number is a mistake.
+MAX_BACKLOG = 65535
+
+
 def _int(value: str, what: str, description: str, low: int = 0, high: int | None = None, base: int = 10) -> int:
     try:
         number = int(value, base)
@@ -423,7 +428,7 @@ def _server_tcp(cls: type[TCP4ServerEndpoint]) -> Callable[[Any, str, list[str],
     def build(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
         options = _take(description, args, kwargs, ("port",), ("port", "interface", "backlog"))
         port = _int(_require(options, "port", description), "port", description, 0, 65535)
-        backlog = _int(options.get("backlog", "50"), "backlog", description, 1)
+        backlog = _int(options.get("backlog", "50"), "backlog", description, 1, MAX_BACKLOG)
         return cls(reactor, port, backlog, options.get("interface"))
 
     return build
@@ -435,7 +440,7 @@ def _server_unix(reactor: Any, description: str, args: list[str], kwargs: dict[s
     )
     address = _unix_path(_require(options, "address", description))
     mode = _int(options.get("mode", "666"), "mode", description, 0, 0o7777, base=8)
-    backlog = _int(options.get("backlog", "50"), "backlog", description, 1)
+    backlog = _int(options.get("backlog", "50"), "backlog", description, 1, MAX_BACKLOG)
     want = options.get("lockfile", options.get("wantPID", "0"))
     return UNIXServerEndpoint(reactor, address, backlog, mode, _bool(want, "lockfile", description))
 

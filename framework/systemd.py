@@ -120,6 +120,16 @@ def adoptStreamPort(reactor: Any, fileDescriptor: int, addressFamily: int, facto
     return port
 
 
+def _descriptor_limit() -> int:
+    """The soft ``RLIMIT_NOFILE`` limit: no process can hold more passed descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = hard if hard != resource.RLIM_INFINITY else 1 << 20  # Linux's default nr_open
+    return int(soft)
+
+
 def listen_fds(
     environ: MutableMapping[str, str] | None = None, *, unset_environment: bool = True
 ) -> list[tuple[int, str]]:
@@ -127,7 +137,8 @@ def listen_fds(
 
     Empty unless ``LISTEN_PID`` is this process and ``LISTEN_FDS`` is a count. With
     ``unset_environment`` (default) the variables are removed so child processes do not
-    mistake them for their own. Raises ``ValueError`` on malformed values.
+    mistake them for their own. Raises ``ValueError`` on malformed values, and when
+    ``LISTEN_FDS`` exceeds the process's descriptor limit (soft ``RLIMIT_NOFILE``).
     """
     env = os.environ if environ is None else environ
     pid_text = env.get("LISTEN_PID")
@@ -150,6 +161,12 @@ def listen_fds(
         raise ValueError(f"LISTEN_FDS={count_text!r} is not a descriptor count") from None
     if count < 0:
         raise ValueError(f"LISTEN_FDS={count_text!r} is negative")
+    limit = _descriptor_limit()
+    if count > limit:
+        raise ValueError(
+            f"LISTEN_FDS={count_text!r} is more descriptors than this process may open "
+            f"(RLIMIT_NOFILE soft limit {limit})"
+        )
     names = names_text.split(":") if names_text else []
     return [
         (LISTEN_FDS_START + i, names[i] if i < len(names) else "unknown") for i in range(count)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import stat
 from typing import Any, Iterable
 
 from framework import error
@@ -74,10 +75,42 @@ class TLSSetupError(ValueError):
 # -- contexts ------------------------------------------------------------------------------
 
 
+#: How much of a certificate or key file is searched for a PEM block when loading failed.
+_PEM_SCAN = 1 << 20
+
+
+def _checkRegularFile(path: str) -> None:
+    """``TLSSetupError`` saying what is wrong unless ``path`` is a regular file: missing, a
+    directory, or a device/FIFO/socket (which would be read without end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise TLSSetupError(f"cannot read TLS file {path!r}: no such file") from None
+    except OSError as e:
+        raise TLSSetupError(f"cannot read TLS file {path!r}: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
+        raise TLSSetupError(f"cannot read TLS file {path!r}: it is a directory, not a PEM file")
+    if not stat.S_ISREG(mode):
+        raise TLSSetupError(
+            f"cannot read TLS file {path!r}: not a regular file (a device, FIFO or socket), not a PEM file")
+
+
+def _holdsPEM(path: str, marker: bytes) -> bool:
+    """Whether the (bounded) start of ``path`` holds a ``-----BEGIN ...<marker>`` line; ``True``
+    when it cannot be read, so the caller's own message stands."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_PEM_SCAN)
+    except OSError:
+        return True
+    return any(line.startswith(b"-----BEGIN ") and line.rstrip().endswith(marker)
+               for line in data.splitlines())
+
+
 def _loadChain(ctx: ssl.SSLContext, certFile: str, keyFile: str | None, password: Any) -> None:
     for path in (certFile, keyFile):
-        if path is not None and not os.path.isfile(path):
-            raise TLSSetupError(f"cannot read TLS file {path!r}: no such file")
+        if path is not None:
+            _checkRegularFile(path)
     try:
         ctx.load_cert_chain(certFile, keyFile, password)
     except ssl.SSLError as e:
@@ -86,6 +119,14 @@ def _loadChain(ctx: ssl.SSLContext, certFile: str, keyFile: str | None, password
         if reason == "KEY_VALUES_MISMATCH":
             raise TLSSetupError(
                 f"TLS private key {key!r} does not match certificate {certFile!r}") from None
+        if not _holdsPEM(certFile, b"CERTIFICATE-----"):
+            raise TLSSetupError(
+                f"TLS certificate {certFile!r} is not a PEM certificate "
+                "(no '-----BEGIN CERTIFICATE-----' block)") from None
+        if not _holdsPEM(key, b"PRIVATE KEY-----"):
+            raise TLSSetupError(
+                f"TLS private key {key!r} is not a PEM private key "
+                "(no '-----BEGIN ... PRIVATE KEY-----' block)") from None
         raise TLSSetupError(
             f"cannot load TLS certificate {certFile!r} with key {key!r}: "
             f"{reason or e.strerror or e} (expected PEM files)") from None
@@ -991,13 +1032,13 @@ def _serverFromString(reactor: Any, description: str, args: list[str],
                       kwargs: dict[str, str]) -> SSL4ServerEndpoint:
     """``ssl:PORT:privateKey=KEY[:certKey=CERT][:interface=..][:backlog=..][:caCerts=..]
     [:handshakeTimeout=..]``."""
-    from framework.endpoints import _int, _require, _seconds, _take
+    from framework.endpoints import MAX_BACKLOG, _int, _require, _seconds, _take
 
     options = _take(description, args, kwargs, ("port",),
                     ("port", "interface", "backlog", "privateKey", "certKey", "caCerts",
                      "handshakeTimeout"))
     port = _int(_require(options, "port", description), "port", description, 0, 65535)
-    backlog = _int(options.get("backlog", "50"), "backlog", description, 1)
+    backlog = _int(options.get("backlog", "50"), "backlog", description, 1, MAX_BACKLOG)
     if not options.get("privateKey") and not options.get("certKey"):
         raise ValueError(f"endpoint description {description!r} needs certKey= and privateKey=")
     cert = options.get("certKey") or options["privateKey"]
@@ -1014,7 +1055,7 @@ def _clientFromString(reactor: Any, description: str, args: list[str],
                       kwargs: dict[str, str]) -> SSL4ClientEndpoint:
     """``tls:host=HOST:port=PORT[:timeout=..][:bindAddress=..][:trustRoots=CA][:hostname=..]
     [:certificate=..][:privateKey=..]``."""
-    from framework.endpoints import _int, _require, _seconds, _take
+    from framework.endpoints import MAX_BACKLOG, _int, _require, _seconds, _take
 
     positional: tuple[str, ...] = ("port",) if "host" in kwargs else ("host", "port")
     options = _take(description, args, kwargs, positional,

@@ -104,7 +104,7 @@ def test_listen_failure_arrives_as_a_failed_deferred() -> None:
         ("tcp:80:extra", "unexpected extra field"),
         ("tcp:80:colour=red", "unknown option(s) colour"),
         ("tcp:80:port=81", "given both positionally"),
-        ("tcp:80:backlog=0", "backlog must be at least 1"),
+        ("tcp:80:backlog=0", "backlog must be between 1 and 65535"),
         ("tcp:80:interface=a:interface=b", "given twice"),
         ("tcp:80:=x", "empty option name"),
         ("tcp:80\\", "lone backslash"),
