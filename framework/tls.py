@@ -1055,7 +1055,7 @@ def _clientFromString(reactor: Any, description: str, args: list[str],
                       kwargs: dict[str, str]) -> SSL4ClientEndpoint:
     """``tls:host=HOST:port=PORT[:timeout=..][:bindAddress=..][:trustRoots=CA][:hostname=..]
     [:certificate=..][:privateKey=..]``."""
-    from framework.endpoints import MAX_BACKLOG, _int, _require, _seconds, _take
+    from framework.endpoints import _int, _require, _seconds, _take
 
     positional: tuple[str, ...] = ("port",) if "host" in kwargs else ("host", "port")
     options = _take(description, args, kwargs, positional,
