@@ -214,11 +214,16 @@ def test_poetry_builtin_poem_and_file(tmp_path: Any) -> None:
 
 
 class ChatRoom:
+    """A chat factory on a ``Clock``; ``join`` lets a reactor turn pass (join notices are sent
+    once per turn)."""
+
     def __init__(self, max_line: int = 1024) -> None:
-        self.factory = chat.ChatFactory(max_line=max_line)
+        self.clock = Clock()
+        self.factory = chat.ChatFactory(max_line=max_line, reactor=self.clock)
 
     def join(self) -> tuple[Any, FakeTransport]:
         proto, t = connect(self.factory)
+        self.clock.advance(0)
         return proto, t
 
 
@@ -261,6 +266,7 @@ def test_chat_commands() -> None:
     b.dataReceived(b"/quit\nnot delivered\n")
     assert lines(tb) == ["* bye"] and tb.lost
     b.connectionLost(None)
+    room.clock.advance(0)
     assert lines(ta) == ["* guest2 left"]
     assert list(room.factory.clients) == ["alice"]
 

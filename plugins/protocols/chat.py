@@ -2,7 +2,14 @@
 
 Every line a client sends goes to all the other clients, prefixed with the sender's nickname.
 Commands: ``/nick NAME`` (change nickname), ``/who`` (list who is here), ``/quit`` (leave).
-Server notices start with ``* ``, errors with ``! ``. A line longer than ``max_line`` bytes is
+Server notices start with ``* ``, errors with ``! ``. Join and leave notices are coalesced: they
+are queued on the factory and sent once per reactor turn, one write per client holding all of
+them (``* a, b joined``; more than ``NOTICE_NAMES`` names become ``* 2000 users joined``), so a
+crowd arriving or timing out costs each client one write per turn, not one per newcomer. A client
+is not told of its own arrival, one that joins and leaves in the same turn is not announced at
+all, and pending notices are sent before any other broadcast so the order is kept. A client
+whose write buffer is over the high-water mark (it does not read) misses join/leave notices,
+never messages. A line longer than ``max_line`` bytes is
 refused with an error line; the client stays connected and the lines before and after it are
 delivered as usual. Lines may end in CRLF or a bare LF.
 """
@@ -10,12 +17,14 @@ delivered as usual. Lines may end in CRLF or a bare LF.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from typing import Any
 
 from framework import hookimpl
 from framework.basic import LineReceiver
 from framework.plugins import Option
 from framework.protocol import Factory
+from framework.tcp import HIGH_WATER
 
 __all__ = ["Chat", "ChatFactory", "register_protocols"]
 
@@ -23,6 +32,8 @@ DEFAULT_PORT = 8023
 _NICK = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]")
 _HELP = "commands: /nick NAME, /who, /quit"
+#: At most this many names are listed in one join (or leave) notice; beyond it, a count.
+NOTICE_NAMES = 20
 
 
 class Chat(LineReceiver):
@@ -47,14 +58,15 @@ class Chat(LineReceiver):
         self.nick = nick
         factory.clients[nick] = self
         self.notice(f"welcome, you are {nick}; {_HELP}")
-        self.broadcast(f"* {nick} joined")
+        factory.queue_join(self)
 
     def connectionLost(self, reason: Any = None) -> None:
         self._gone = True
-        clients = self.factory.clients
+        factory = self.factory
+        clients = factory.clients
         if clients.get(self.nick) is self:
             del clients[self.nick]
-            self.broadcast(f"* {self.nick} left")
+            factory.queue_leave(self)
 
     def dataReceived(self, data: bytes) -> None:
         buf = self._chat_buffer + data if self._chat_buffer else data
@@ -122,6 +134,7 @@ class Chat(LineReceiver):
             self.broadcast(f"* {old} is now {name}")
 
     def do_who(self, arg: str) -> None:
+        self.factory.flush_notices()  # arrivals already listed are announced first
         self.notice("here: " + ", ".join(sorted(self.factory.clients)))
 
     def do_quit(self, arg: str) -> None:
@@ -136,7 +149,8 @@ class Chat(LineReceiver):
         self.sendLine(f"! {text}".encode("utf-8"))
 
     def broadcast(self, text: str) -> None:
-        """Send ``text`` to every client except this one."""
+        """Send ``text`` to every client except this one (pending join/leave notices first)."""
+        self.factory.flush_notices()
         data = text.encode("utf-8")
         for client in list(self.factory.clients.values()):
             if client is not self and not client._gone:
@@ -159,12 +173,104 @@ class ChatFactory(Factory):
     protocol = Chat
     noisy = False
 
-    def __init__(self, max_line: int = 1024) -> None:
+    def __init__(self, max_line: int = 1024, reactor: Any = None) -> None:
         if max_line <= 0:
             raise ValueError("max_line must be a positive number of bytes")
         self.max_line = max_line
         self.clients: dict[str, Chat] = {}
         self.guests = 0
+        self.reactor = reactor
+        # Join/leave notices not sent yet, in order: [joined?, nick, protocol]; a join whose
+        # client left in the same turn is blanked (nick None) rather than removed.
+        self._pending: list[list[Any]] = []
+        self._pending_join: dict[Chat, int] = {}  # protocol -> index of its pending join
+        self._flush_call: Any = None
+
+    def clock(self, client: Chat | None = None) -> Any:
+        """The reactor (``IReactorTime``) the flush is scheduled on: ``reactor`` if given, else
+        the one serving ``client``'s transport, else the global one (looked up when needed)."""
+        if self.reactor is None:
+            self.reactor = getattr(getattr(client, "transport", None), "reactor", None)
+            if self.reactor is None:
+                import framework
+
+                self.reactor = framework.reactor
+        return self.reactor
+
+    def queue_join(self, client: Chat) -> None:
+        """Announce ``client`` (already in ``clients``) at the end of this turn."""
+        if len(self.clients) > 1:  # else nobody is there to tell
+            self._pending_join[client] = len(self._pending)
+            self._queue([True, client.nick, client])
+
+    def queue_leave(self, client: Chat) -> None:
+        """Announce that ``client`` (already out of ``clients``) left, at the end of this turn."""
+        index = self._pending_join.pop(client, None)
+        if index is not None:
+            self._pending[index][1] = None  # joined and left within one turn: say nothing
+        elif self.clients:
+            self._queue([False, client.nick, client])
+
+    def _queue(self, entry: list[Any]) -> None:
+        self._pending.append(entry)
+        if self._flush_call is None:
+            self._flush_call = self.clock(entry[2]).callLater(0, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_call = None
+        self.flush_notices()
+
+    def flush_notices(self) -> None:
+        """Send the pending join/leave notices now: one write per client, each client told
+        only of what happened after it arrived, its own arrival excluded."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_join = {}
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        joins: list[int] = []  # indexes into pending, ascending
+        leaves: list[int] = []
+        for i, (joined, nick, _) in enumerate(pending):
+            if nick is not None:
+                (joins if joined else leaves).append(i)
+        if not joins and not leaves:
+            return
+        first_join = {pending[i][2]: i for i in joins}
+        everything = self._notice_bytes(pending, joins, 0, leaves, 0)
+        for client in list(self.clients.values()):
+            if client._gone:
+                continue
+            start = first_join.get(client)
+            if start is None:
+                data = everything
+            else:  # arrived in this batch: only what came after it
+                data = self._notice_bytes(pending, joins, bisect_right(joins, start),
+                                          leaves, bisect_right(leaves, start))
+            if not data:
+                continue
+            transport = client.transport
+            size = getattr(transport, "get_write_buffer_size", None)
+            if size is not None and size() > HIGH_WATER:
+                continue  # not reading: notices are expendable, its buffer is not
+            transport.write(data)
+
+    @staticmethod
+    def _notice_bytes(pending: list[list[Any]], joins: list[int], jstart: int,
+                      leaves: list[int], lstart: int) -> bytes:
+        """``* a, b joined`` / ``* c left`` lines for ``joins[jstart:]`` and ``leaves[lstart:]``
+        (a count instead of names beyond ``NOTICE_NAMES``), in time bounded by that cap."""
+        lines = []
+        for indexes, start, verb in ((joins, jstart, "joined"), (leaves, lstart, "left")):
+            count = len(indexes) - start
+            if count > NOTICE_NAMES:
+                lines.append(f"* {count} users {verb}\r\n")
+            elif count > 0:
+                names = ", ".join(pending[indexes[i]][1] for i in range(start, len(indexes)))
+                lines.append(f"* {names} {verb}\r\n")
+        return "".join(lines).encode("utf-8")
 
 
 @hookimpl

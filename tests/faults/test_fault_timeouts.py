@@ -335,7 +335,7 @@ def test_an_over_long_chat_line_stays_unfinished_until_its_newline() -> None:
     from reactor_framework_plugins.protocols.chat import ChatFactory
 
     clock = Clock()
-    policy = PolicyFactory(ChatFactory(max_line=1024), clock, message_timeout=5.0)
+    policy = PolicyFactory(ChatFactory(max_line=1024, reactor=clock), clock, message_timeout=5.0)
     p, t = _serve(policy)
     for _ in range(3):
         p.dataReceived(b"x" * 1100)  # no newline, ever
