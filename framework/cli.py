@@ -275,24 +275,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the signal handlers are in place
         return _fail("interrupted", 128 + signal.SIGINT, debug)
     except Exception as e:
-        return _fail(_describe(e, with_type=True), EXIT_RUNTIME, debug)
-
-
-def _describe(exc: BaseException, *, with_type: bool = False) -> str:
-    """``str(exc)``, or the exception's type name when that is empty (a bare ``MemoryError()``):
-    an error line never ends in a dangling colon. ``with_type`` prefixes the type name."""
-    text = " ".join(str(exc).split()).strip()
-    name = type(exc).__name__
-    if not text:
-        return name
-    return f"{name}: {text}" if with_type else text
+        return _fail(error.describe_error(e, with_type=True), EXIT_RUNTIME, debug)
 
 
 def _fail(message: object, status: int, debug: bool) -> int:
     if debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
     if isinstance(message, BaseException):
-        message = _describe(message)
+        message = error.describe_error(message)
     text = " ".join(str(message).split("\n")).strip() or "failed"
     print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
     return status
@@ -468,7 +458,7 @@ def _endpoint(reactor: Any, description: str) -> Any:
     try:
         return endpoints.serverFromString(reactor, description)
     except (ValueError, TypeError, KeyError, error.PluginError) as e:
-        raise UsageError(f"bad --listen endpoint {description!r}: {_describe(e)}") from None
+        raise UsageError(f"bad --listen endpoint {description!r}: {error.describe_error(e)}") from None
 
 
 def _adopted_endpoints(reactor: Any) -> list[Any]:
@@ -478,7 +468,7 @@ def _adopted_endpoints(reactor: Any) -> list[Any]:
     try:
         adopted = systemd.endpoints_from_environment(reactor)
     except ValueError as e:
-        raise UsageError(f"socket activation: {_describe(e)}") from None
+        raise UsageError(f"socket activation: {error.describe_error(e)}") from None
     if adopted:
         log.debug("serving %d socket(s) passed through LISTEN_FDS", len(adopted))
     return adopted

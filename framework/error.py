@@ -12,6 +12,17 @@ class BindError(Exception):
     """An address could not be bound."""
 
 
+def describe_error(exc: BaseException, *, with_type: bool = False) -> str:
+    """``str(exc)`` on one line, or the exception's type name when that is empty (a bare
+    ``MemoryError()``), so an error line never ends in a dangling colon. ``with_type`` prefixes
+    the type name to a non-empty message."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if with_type else text
+
+
 def _sentence(reason: object) -> str:
     """``reason`` as text without its closing period (the message adds one)."""
     return str(reason).rstrip(".")

@@ -118,12 +118,12 @@ class _Recorder:
 
 def _listen_spec(description: str) -> tuple[Any, ...]:
     from framework import endpoints
-    from framework.cli import UsageError, _describe
+    from framework.cli import UsageError
 
     try:
         endpoint = endpoints.serverFromString(_Recorder(), description)
     except (ValueError, TypeError, KeyError, error.PluginError) as e:
-        raise UsageError(f"bad --listen endpoint {description!r}: {_describe(e)}") from None
+        raise UsageError(f"bad --listen endpoint {description!r}: {error.describe_error(e)}") from None
     box: list[Any] = []
     try:
         endpoint.listen(None).addBoth(box.append)
@@ -199,7 +199,7 @@ def _inherited_listeners() -> list[_Listener]:
     try:
         fds = systemd.listen_fds()
     except ValueError as e:
-        raise cli.UsageError(f"socket activation: {cli._describe(e)}") from None
+        raise cli.UsageError(f"socket activation: {error.describe_error(e)}") from None
     listeners = []
     for fd, _name in fds:
         sock = socket.socket(fileno=fd)
@@ -415,7 +415,7 @@ class Supervisor:
                 os.execve(self.command[0], self.command, env)
             except BaseException as e:
                 try:
-                    os.write(2, f"reactor-serve: error: cannot start a worker: {str(e) or type(e).__name__}\n".encode())
+                    os.write(2, f"reactor-serve: error: cannot start a worker: {error.describe_error(e)}\n".encode())
                 finally:
                     os._exit(127)
         os.close(w)
