@@ -9,7 +9,10 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["IPv4Address", "IPv6Address", "UNIXAddress"]
+__all__ = [
+    "IPv4Address", "IPv6Address", "UNIXAddress",
+    "isIPAddress", "isIPv6Address", "host_port", "format_address",
+]
 
 _Kind = Literal["TCP", "UDP"]
 
@@ -19,8 +22,10 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"address type must be 'TCP' or 'UDP', not {kind!r}")
 
 
-def _isIPv6(host: str) -> bool:
-    """Whether ``host`` is an IPv6 literal (a ``%scope`` suffix allowed); never a name lookup."""
+def isIPv6Address(host: str) -> bool:
+    """Whether ``host`` is an IPv6 literal (a ``%scope`` suffix allowed); never a name lookup.
+
+    Twisted's ``abstract.isIPv6Address``."""
     try:
         socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
     except (OSError, ValueError):
@@ -28,8 +33,10 @@ def _isIPv6(host: str) -> bool:
     return True
 
 
-def _isIPv4(host: str) -> bool:
-    """Whether ``host`` is a dotted-quad IPv4 literal; never a name lookup."""
+def isIPAddress(host: str) -> bool:
+    """Whether ``host`` is a dotted-quad IPv4 literal; never a name lookup.
+
+    Twisted's ``abstract.isIPAddress``."""
     try:
         socket.inet_pton(socket.AF_INET, host)
     except (OSError, ValueError):
@@ -69,3 +76,24 @@ class UNIXAddress:
     or ``None`` for an unbound (e.g. client-side) socket."""
 
     name: str | bytes | None
+
+
+def host_port(host: str, port: int | str) -> str:
+    """``127.0.0.1:80`` or ``[::1]:80``: the one ``host:port`` spelling used in messages."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_address(address: object) -> str:
+    """``tcp:127.0.0.1:8007``, ``udp:[::1]:53`` or ``unix:/path``: an address as an endpoint-like
+    string, for banners and log lines (abstract UNIX names show their NUL as ``@``)."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if isinstance(host, str) and port is not None:
+        kind = str(getattr(address, "type", "TCP")).lower()
+        return f"{kind}:{host_port(host, port)}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "backslashreplace")
+        return "unix:" + name.replace("\0", "@")
+    return str(address)

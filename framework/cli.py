@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import framework
 from framework import error
-from framework.address import _isIPv4, _isIPv6
+from framework.address import format_address, isIPAddress, isIPv6Address
 from framework.policies import PolicyFactory, supports_message_timeout
 
 __all__ = ["ServeFactory", "Server", "main"]
@@ -116,7 +116,7 @@ def _interface(text: str) -> str:
     """An IP address to bind: a literal (no name lookups while parsing options)."""
     if text == "localhost":
         return "127.0.0.1"
-    if _isIPv4(text) or _isIPv6(text):
+    if isIPAddress(text) or isIPv6Address(text):
         return text
     raise argparse.ArgumentTypeError(
         f"expected an IPv4 or IPv6 address such as 127.0.0.1, ::1 or 0.0.0.0, got {text!r}")
@@ -472,21 +472,6 @@ def _adopted_endpoints(reactor: Any) -> list[Any]:
     if adopted:
         log.debug("serving %d socket(s) passed through LISTEN_FDS", len(adopted))
     return adopted
-
-
-def format_address(address: Any) -> str:
-    """``tcp:127.0.0.1:8007``, ``tcp:[::1]:8007`` or ``unix:/path`` for a port's ``getHost()``."""
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        kind = str(getattr(address, "type", "TCP")).lower()
-        return f"{kind}:[{host}]:{port}" if ":" in host else f"{kind}:{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "backslashreplace")
-        return "unix:" + name.replace("\0", "@")
-    return str(address)
 
 
 # --- --list and --help-options -----------------------------------------------------------------

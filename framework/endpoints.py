@@ -36,7 +36,7 @@ import socket
 from typing import Any, Callable
 
 from framework import error
-from framework.address import _isIPv6
+from framework.address import isIPv6Address
 from framework.defer import Deferred, fail, maybeDeferred
 from framework.failure import Failure
 from framework.protocol import ClientFactory, Factory
@@ -301,7 +301,7 @@ def _escape_ipv6_values(description: str) -> str:
             for j in range(len(fields) - 1, i, -1):
                 tail = fields[i + 1:j + 1]
                 candidate = ":".join([value, *tail])
-                if all("=" not in t and "\\" not in t for t in tail) and _isIPv6(candidate):
+                if all("=" not in t and "\\" not in t for t in tail) and isIPv6Address(candidate):
                     field = f"{key}={candidate.replace(':', chr(92) + ':')}"
                     i = j
                     break
@@ -310,8 +310,11 @@ def _escape_ipv6_values(description: str) -> str:
     return ":".join(out)
 
 
-def _split(description: str) -> tuple[list[str], dict[str, str]]:
-    """Split an endpoint description into positional fields and ``key=value`` options."""
+def split_description(description: str) -> tuple[list[str], dict[str, str]]:
+    """Split an endpoint description into positional fields and ``key=value`` options.
+
+    ``"tcp:8000:interface=::1"`` gives ``(["tcp", "8000"], {"interface": "::1"})``; a backslash
+    escapes the next character. Raises ``ValueError`` on a malformed description."""
     if not isinstance(description, str):
         raise TypeError(f"endpoint description must be str, not {type(description).__name__}")
     description = _escape_ipv6_values(description)
@@ -485,7 +488,7 @@ _CLIENTS: dict[str, Callable[[Any, str, list[str], dict[str, str]], Any]] = {
 def _from_string(
     reactor: Any, description: str, table: dict[str, Callable[[Any, str, list[str], dict[str, str]], Any]], side: str
 ) -> Any:
-    args, kwargs = _split(description)
+    args, kwargs = split_description(description)
     kind = args.pop(0) if args else ""
     if not kind:
         raise ValueError(

@@ -25,7 +25,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from framework import error
-from framework.address import _isIPv4, _isIPv6
+from framework.address import isIPAddress, isIPv6Address
 from framework.failure import Failure
 from framework.interfaces import Multiplexer
 
@@ -459,7 +459,7 @@ class Reactor:
 
         if not isinstance(name, str) or not name:
             return defer.fail(error.DNSLookupError(f"not a host name: {name!r}"))
-        if _isIPv4(name) or _isIPv6(name):
+        if isIPAddress(name) or isIPv6Address(name):
             return defer.succeed(name)
         from framework.threads import deferToThreadPool
 

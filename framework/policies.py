@@ -23,6 +23,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from framework.address import host_port
 
 __all__ = ["PolicyFactory", "TimeoutMixin", "supports_message_timeout"]
 
@@ -448,5 +449,5 @@ def _peer(protocol: Any) -> str:
         return repr(protocol)
     host, port = getattr(peer, "host", None), getattr(peer, "port", None)
     if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return host_port(host, port)
     return str(peer)

@@ -27,7 +27,7 @@ import logging
 import struct
 from typing import Any
 
-from framework.address import IPv4Address, IPv6Address, UNIXAddress
+from framework.address import IPv4Address, IPv6Address, UNIXAddress, host_port
 
 __all__ = [
     "HAProxyWrappingFactory",
@@ -308,7 +308,7 @@ def _describe(transport: Any) -> str:
         return repr(transport)
     host, port = getattr(peer, "host", None), getattr(peer, "port", None)
     if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return host_port(host, port)
     return str(getattr(peer, "name", peer))
 
 

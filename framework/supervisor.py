@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 
 import framework
 from framework import error
-from framework.address import _isIPv6
+from framework.address import format_address, isIPv6Address
 from framework.cli import SignalWaker
 
 __all__ = ["Supervisor", "run"]
@@ -143,7 +143,7 @@ def _listen_spec(description: str) -> tuple[Any, ...]:
 def _tcp_listener(port: int, backlog: int, interface: str, count: int) -> _Listener:
     from framework.tcp import _address
 
-    family = socket.AF_INET6 if interface and _isIPv6(interface) else socket.AF_INET
+    family = socket.AF_INET6 if interface and isIPv6Address(interface) else socket.AF_INET
     sockets: list[socket.socket] = []
     try:
         if port:
@@ -450,7 +450,7 @@ class Supervisor:
             return
         if not self.announced and all(w is not None and w.ready for w in self.current):
             self.announced = True
-            where = ", ".join(_format(listener.address) for listener in self.listeners)
+            where = ", ".join(format_address(listener.address) for listener in self.listeners)
             print(
                 f"{_STARTUP_PREFIX}{self.protocol_name} on {where} (reactor {self.backend})",
                 file=self.out,
@@ -664,12 +664,6 @@ def _describe_status(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
-def _format(address: Any) -> str:
-    from framework.cli import format_address
-
-    return format_address(address)
-
-
 # --- entry point from reactor-serve ---------------------------------------------------------
 
 
@@ -710,7 +704,7 @@ def run(args: Any, raw_options: dict[str, str]) -> int:
             host = getattr(listener.address, "host", None)
             if host in ("0.0.0.0", "::", ""):
                 log.warning("listening on all interfaces (%s): reachable from other machines",
-                            _format(listener.address))
+                            format_address(listener.address))
         argv = getattr(args, "argv", None)
         if argv is None:
             raise cli.UsageError("--workers needs the command line (call framework.cli.main)")

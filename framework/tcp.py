@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from framework import error
-from framework.address import IPv4Address, IPv6Address, UNIXAddress, _isIPv4, _isIPv6
+from framework.address import IPv4Address, IPv6Address, UNIXAddress, host_port, isIPAddress, isIPv6Address
 from framework.failure import Failure
 from framework.interfaces import (
     IConnector,
@@ -267,7 +267,7 @@ class Connection(_ReadToggle, IReadWriteDescriptor, ITransport, IConsumer, IPush
     def _describePeer(self) -> str:
         peer = self._peer
         if isinstance(peer, (IPv4Address, IPv6Address)):
-            return f"{peer.host}:{peer.port}" if ":" not in peer.host else f"[{peer.host}]:{peer.port}"
+            return host_port(peer.host, peer.port)
         if isinstance(peer, UNIXAddress):
             return repr(peer.name)
         return repr(peer)
@@ -723,7 +723,7 @@ class Port(_ReadToggle, IReadDescriptor, IListeningPort):
 
     def _family(self) -> int:
         iface = self.interface
-        return socket.AF_INET6 if iface and _isIPv6(iface) else socket.AF_INET
+        return socket.AF_INET6 if iface and isIPv6Address(iface) else socket.AF_INET
 
     def _bindAddress(self) -> Any:
         return (self.interface, self.port)
@@ -1271,16 +1271,16 @@ class Connector(BaseConnector):
         BaseConnector.__init__(self, factory, timeout, reactor)
 
     def getDestination(self) -> Any:
-        if _isIPv6(self.host):
+        if isIPv6Address(self.host):
             return IPv6Address("TCP", self.host, self.port)
         return IPv4Address("TCP", self.host, self.port)
 
     def _begin(self, attempt: _ConnectAttempt) -> None:
         host, port = self.host, self.port
-        if _isIPv4(host):
+        if isIPAddress(host):
             attempt.connectTo(socket.AF_INET, (host, port))
             return
-        if _isIPv6(host):
+        if isIPv6Address(host):
             try:
                 info = socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_STREAM, 0,
                                           socket.AI_NUMERICHOST)

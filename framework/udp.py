@@ -19,7 +19,7 @@ from framework import error
 from framework.failure import Failure
 from framework.interfaces import IListeningPort, IReadDescriptor
 from framework.protocol import ConnectedDatagramProtocol
-from framework.address import _isIPv4, _isIPv6
+from framework.address import isIPAddress, isIPv6Address
 from framework.tcp import _address
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ READ_BATCH = 128
 
 
 def _checkHost(host: Any) -> None:
-    if not isinstance(host, str) or not (_isIPv4(host) or _isIPv6(host)):
+    if not isinstance(host, str) or not (isIPAddress(host) or isIPv6Address(host)):
         raise ValueError(
             f"UDP needs an IP address, not {host!r}: resolve names first (reactor.resolve)")
 
@@ -90,7 +90,7 @@ class Port(IReadDescriptor, IListeningPort):
         if self.connected:
             raise error.AlreadyListened(f"{self!r} is already listening")
         iface = self.interface
-        family = socket.AF_INET6 if iface and _isIPv6(iface) else socket.AF_INET
+        family = socket.AF_INET6 if iface and isIPv6Address(iface) else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError as e:
@@ -199,7 +199,7 @@ class Port(IReadDescriptor, IListeningPort):
                 return None
             except socket.gaierror as e:
                 host = addr[0] if isinstance(addr, tuple) and addr else None
-                if isinstance(host, str) and _isIPv6(host) != (sock.family == socket.AF_INET6):
+                if isinstance(host, str) and isIPv6Address(host) != (sock.family == socket.AF_INET6):
                     if sock.family == socket.AF_INET6:
                         hint = (f"use an IPv4 port, or the IPv4-mapped address '::ffff:{host}' "
                                 f"from a port listening on '::'")

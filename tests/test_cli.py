@@ -327,9 +327,9 @@ def test_port_listeners_use_the_kernel_maximum_backlog() -> None:
     import socket as _socket
 
     from framework import cli
-    from framework.endpoints import _split
+    from framework.endpoints import split_description
 
     for interface in ("127.0.0.1", "::1"):
-        _args, options = _split(cli._tcp_description(8007, interface))
+        _args, options = split_description(cli._tcp_description(8007, interface))
         assert int(options["backlog"]) == _socket.SOMAXCONN > 50
         assert options["interface"] == interface

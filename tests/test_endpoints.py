@@ -412,6 +412,6 @@ def test_real_unix_round_trip_through_string_endpoints(reactor: Any, tmp_path: A
     ("tcp6:0:interface=\\:\\:1", "interface", "::1"),
 ])
 def test_ipv6_literals_need_no_escaping(description: str, key: str, address: str) -> None:
-    from framework.endpoints import _split
+    from framework.endpoints import split_description
 
-    assert _split(description)[1][key] == address
+    assert split_description(description)[1][key] == address
