@@ -211,16 +211,22 @@ def memory_one(server: Server, conns: int, hold: float) -> tuple[float, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=3.0)
-    ap.add_argument("--warmup", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="interleaved repetitions of every server and scenario (default 3); the median is shown")
+    ap.add_argument("--duration", type=float, default=3.0,
+                    help="seconds of measured load per scenario and repetition (default 3)")
+    ap.add_argument("--warmup", type=float, default=0.5,
+                    help="seconds of unmeasured load before each measurement (default 0.5)")
     ap.add_argument("--quick", action="store_true", help="1 repetition of 1 s per scenario")
-    ap.add_argument("--backends", default="epoll,poll,select")
+    ap.add_argument("--backends", default="epoll,poll,select",
+                    help="comma-separated reactor backends of ours to run (default epoll,poll,select)")
     ap.add_argument("--only", default="", help="comma-separated server names to run")
     ap.add_argument("--scenarios", default="", help="comma-separated scenario numbers (1-based)")
-    ap.add_argument("--peers-python", default=sys.executable)
+    ap.add_argument("--peers-python", default=sys.executable, metavar="PYTHON",
+                    help="interpreter that has the peers (twisted, uvloop) installed; default: this one")
     ap.add_argument("--memory", action="store_true", help="measure idle memory per connection")
-    ap.add_argument("--memory-conns", type=int, default=10000)
+    ap.add_argument("--memory-conns", type=int, default=10000, metavar="N",
+                    help="idle connections held open for --memory (default 10,000)")
     ap.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",
                     help="also run this server (COMMAND is split like a shell would; {port} is replaced)")

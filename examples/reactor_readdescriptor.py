@@ -39,8 +39,30 @@ class MySocket(IReadDescriptor):
         return "MySocket"
 
 
-if __name__ == "__main__":
-    host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
-    port = int(sys.argv[2]) if len(sys.argv) > 2 else 8000
-    reactor.addReader(MySocket((host, port)))
+USAGE = "usage: python examples/reactor_readdescriptor.py HOST PORT   (e.g. 127.0.0.1 8000)"
+
+
+def main_(argv):
+    if len(argv) != 2:
+        print(USAGE, file=sys.stderr)
+        return 2
+    host, port_text = argv
+    try:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        print(f"PORT must be a number from 1 to 65535, not {port_text!r}\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        handler = MySocket((host, port))
+    except OSError as e:
+        print(f"cannot connect to {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    reactor.addReader(handler)
     reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_(sys.argv[1:]))

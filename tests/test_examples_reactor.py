@@ -44,6 +44,32 @@ def test_read_descriptor_example() -> None:
     assert lines[-1].startswith("connection lost: Connection was closed cleanly")
 
 
+def _run_read_descriptor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EXAMPLES / "reactor_readdescriptor.py"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_read_descriptor_example_without_arguments_prints_usage() -> None:
+    proc = _run_read_descriptor()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: python examples/reactor_readdescriptor.py HOST PORT")
+    assert "Traceback" not in proc.stderr
+
+
+def test_read_descriptor_example_bad_port_and_refused_connection() -> None:
+    proc = _run_read_descriptor("127.0.0.1", "http")
+    assert proc.returncode == 2 and "PORT must be a number" in proc.stderr
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: a connect is refused
+    try:
+        proc = _run_read_descriptor("127.0.0.1", str(closed.getsockname()[1]))
+    finally:
+        closed.close()
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("cannot connect to 127.0.0.1:")
+    assert "Traceback" not in proc.stderr
+
+
 def test_threads_example() -> None:
     proc = subprocess.run([sys.executable, str(EXAMPLES / "reactor_threads.py"), "0.3"],
                           capture_output=True, text=True, timeout=60)
