@@ -1,4 +1,4 @@
-"""Fakes for unit-testing protocols without sockets, and a pytest plugin.
+"""Fakes for unit-testing protocols without sockets.
 
 - ``StringTransport``: a transport that records what is written (``value()``), whether the
   protocol asked to disconnect (``disconnecting``) and the registered producer.
@@ -9,16 +9,14 @@
   ``Clock``, so timers run when the test calls ``advance``.
 - ``Clock``: ``framework.task.Clock``, re-exported.
 
-Registered as the pytest plugin ``reactor_framework`` (entry point ``pytest11``): fixtures
-``string_transport``, ``memory_reactor`` and ``clock``. Importing this module installs no
-reactor and loads no plugin.
+The pytest plugin ``reactor_framework`` (fixtures for these fakes and a real ``reactor``) is
+``framework.pytest_plugin``. Importing this module installs no reactor and loads no plugin.
 """
 
 from __future__ import annotations
 
 import io
 import socket
-import sys
 from typing import Any, Callable, Iterable
 
 from framework import error
@@ -437,25 +435,3 @@ class MemoryReactor(Clock):
 
 #: Twisted's name for a memory reactor that is also a clock.
 MemoryReactorClock = MemoryReactor
-
-
-# The fixtures exist only under pytest (which has imported itself before loading plugins), so
-# importing this module elsewhere never drags pytest in.
-pytest: Any = sys.modules.get("pytest")
-
-if pytest is not None:
-
-    @pytest.fixture
-    def string_transport() -> StringTransport:
-        """A fresh ``StringTransport``."""
-        return StringTransport()
-
-    @pytest.fixture
-    def memory_reactor() -> MemoryReactor:
-        """A fresh ``MemoryReactor`` (also a ``Clock``)."""
-        return MemoryReactor()
-
-    @pytest.fixture
-    def clock() -> Clock:
-        """A fresh deterministic ``Clock``."""
-        return Clock()

@@ -345,7 +345,7 @@ def test_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert names.get("reactor_framework") == "framework.testing"
+    assert names.get("reactor_framework") == "framework.pytest_plugin"
 
 
 def test_importing_the_plugin_installs_no_reactor_loads_no_plugin_nor_pytest() -> None:
