@@ -13,6 +13,7 @@ import random
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from framework import error
+from framework.defer import Deferred
 from framework.failure import Failure
 from framework.interfaces import (
     ILoggingContext,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AbstractDatagramProtocol",
     "BaseProtocol",
+    "ClientCreator",
     "ClientFactory",
     "ConnectedDatagramProtocol",
     "DatagramProtocol",
@@ -238,6 +240,86 @@ class ReconnectingClientFactory(ClientFactory):
         self.retries = 0
         self._callID = None
         self.continueTrying = 1
+
+
+class _InstanceFactory(ClientFactory):
+    """Hands one ready protocol instance to one connection attempt, for ``ClientCreator``."""
+
+    noisy = False
+
+    def __init__(self, reactor: Any, instance: Any, deferred: Deferred[Any]) -> None:
+        self.reactor = reactor
+        self.instance = instance
+        self.deferred = deferred
+        self.pending: Any = None  # the DelayedCall that will fire ``deferred``
+
+    def __repr__(self) -> str:
+        return f"<ClientCreator factory: {self.instance!r}>"
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.deferred.called:  # cancelled while the connect was in flight
+            return None
+        # Fired on the next turn, once the transport has called connectionMade.
+        self.pending = self.reactor.callLater(0, self._fire, self.instance)
+        return self.instance
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        if not self.deferred.called:
+            self.pending = self.reactor.callLater(0, self._fire, reason)
+
+    def _fire(self, result: Any) -> None:
+        self.pending = None
+        if not self.deferred.called:
+            if isinstance(result, Failure):
+                self.deferred.errback(result)
+            else:
+                self.deferred.callback(result)
+
+
+class ClientCreator:
+    """Connect and get a protocol instance, without writing a factory (Twisted's API).
+
+    ``ClientCreator(reactor, Proto, *args, **kwargs).connectTCP(host, port)`` returns a
+    Deferred that fires with ``Proto(*args, **kwargs)`` once it is connected (after its
+    ``connectionMade``), or fails as the connection attempt did. Cancelling the Deferred
+    stops the attempt, or drops the connection if it was just made.
+    """
+
+    def __init__(self, reactor: Any, protocolClass: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not callable(protocolClass):
+            raise TypeError(f"protocolClass must be callable, not {type(protocolClass).__name__}")
+        self.reactor = reactor
+        self.protocolClass = protocolClass
+        self.args = args
+        self.kwargs = kwargs
+
+    def _connect(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        connector: list[Any] = []
+        factory: list[_InstanceFactory] = []
+
+        def cancel(d: Deferred[Any]) -> None:
+            if factory and factory[0].pending is not None:
+                factory[0].pending.cancel()
+                factory[0].pending = None
+            if connector:
+                connector[0].disconnect()
+
+        d: Deferred[Any] = Deferred(cancel)
+        f = _InstanceFactory(self.reactor, self.protocolClass(*self.args, **self.kwargs), d)
+        factory.append(f)
+        connector.append(method(*args, factory=f, **kwargs))
+        return d
+
+    def connectTCP(self, host: str, port: int, timeout: float = 30, bindAddress: Any = None) -> Deferred[Any]:
+        return self._connect(self.reactor.connectTCP, host, port, timeout=timeout, bindAddress=bindAddress)
+
+    def connectUNIX(self, address: str | bytes, timeout: float = 30, checkPID: bool = False) -> Deferred[Any]:
+        return self._connect(self.reactor.connectUNIX, address, timeout=timeout, checkPID=checkPID)
+
+    def connectSSL(self, host: str, port: int, contextFactory: Any, timeout: float = 30,
+                   bindAddress: Any = None) -> Deferred[Any]:
+        return self._connect(self.reactor.connectSSL, host, port, contextFactory=contextFactory,
+                             timeout=timeout, bindAddress=bindAddress)
 
 
 class AbstractDatagramProtocol(ILoggingContext):
