@@ -182,7 +182,38 @@ class AlreadyCancelled(ValueError):
 
 
 class ProcessDone(ConnectionDone):
-    """A process has ended without apparent errors."""
+    """A process has ended without apparent errors.
+
+    ``exitCode`` is 0, ``signal`` is ``None`` and ``status`` the raw wait status."""
+
+    def __init__(self, status: int | None = 0) -> None:
+        super().__init__("process finished with exit code 0")
+        self.exitCode = 0
+        self.signal: int | None = None
+        self.status = status
+
+
+class ProcessTerminated(ConnectionLost):
+    """A process has ended with a probable error condition.
+
+    ``exitCode`` (``None`` when killed), ``signal`` (the signal number, ``None`` when it exited)
+    and ``status`` (the raw wait status) say how."""
+
+    def __init__(self, exitCode: int | None = None, signal: int | None = None,
+                 status: int | None = None) -> None:
+        text = "process ended"
+        if exitCode is not None:
+            text += f" with exit code {exitCode}"
+        if signal is not None:
+            text += f" by signal {signal}"
+        super().__init__(text)
+        self.exitCode = exitCode
+        self.signal = signal
+        self.status = status
+
+
+class ProcessExitedAlready(Exception):
+    """The process has already exited: the operation asked of it cannot be done."""
 
 
 class PluginError(Exception):

@@ -32,6 +32,7 @@ __all__ = [
     "ConnectedDatagramProtocol",
     "DatagramProtocol",
     "Factory",
+    "ProcessProtocol",
     "Protocol",
     "ReconnectingClientFactory",
     "ServerFactory",
@@ -320,6 +321,53 @@ class ClientCreator:
                    bindAddress: Any = None) -> Deferred[Any]:
         return self._connect(self.reactor.connectSSL, host, port, contextFactory=contextFactory,
                              timeout=timeout, bindAddress=bindAddress)
+
+
+class ProcessProtocol(BaseProtocol):
+    """What a child process started by ``reactor.spawnProcess`` talks to (Twisted's API).
+
+    Output arrives through ``childDataReceived(fd, data)``, which hands descriptor 1 to
+    ``outReceived`` and 2 to ``errReceived``; a pipe's end is ``childConnectionLost(fd)``
+    (``inConnectionLost``/``outConnectionLost``/``errConnectionLost`` for 0/1/2). Then
+    ``processExited(reason)`` when the child has exited and ``processEnded(reason)`` once it
+    has exited *and* every pipe is closed; ``reason.value`` is ``ProcessDone`` or
+    ``ProcessTerminated`` (``exitCode``, ``signal``, ``status``).
+    """
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == 1:
+            self.outReceived(data)
+        elif childFD == 2:
+            self.errReceived(data)
+
+    def outReceived(self, data: bytes) -> None:
+        """Bytes from the child's standard output."""
+
+    def errReceived(self, data: bytes) -> None:
+        """Bytes from the child's standard error."""
+
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD == 0:
+            self.inConnectionLost()
+        elif childFD == 1:
+            self.outConnectionLost()
+        elif childFD == 2:
+            self.errConnectionLost()
+
+    def inConnectionLost(self) -> None:
+        """The child's standard input was closed."""
+
+    def outConnectionLost(self) -> None:
+        """The child closed its standard output."""
+
+    def errConnectionLost(self) -> None:
+        """The child closed its standard error."""
+
+    def processExited(self, reason: Failure) -> None:
+        """The child exited (its pipes may still hold data)."""
+
+    def processEnded(self, reason: Failure) -> None:
+        """The child exited and all its pipes are closed: the last call this protocol gets."""
 
 
 class AbstractDatagramProtocol(ILoggingContext):
