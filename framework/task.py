@@ -1,4 +1,6 @@
-"""Time-based helpers: ``LoopingCall``, ``deferLater`` and the deterministic ``Clock``.
+"""Time-based helpers: ``LoopingCall``, ``deferLater`` and the deterministic ``Clock``; also
+``react`` (framework.react) and ``Cooperator``/``coiterate``/``cooperate`` (framework.cooperator),
+under Twisted's module name.
 
 ``LoopingCall`` and ``deferLater`` take their clock explicitly (``deferLater``) or through the
 ``clock`` attribute (``LoopingCall``, default: the global reactor, looked up at ``start``), so
@@ -9,13 +11,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from framework.cooperator import (
+    CooperativeTask,
+    Cooperator,
+    NotPaused,
+    SchedulerError,
+    SchedulerStopped,
+    TaskDone,
+    TaskFailed,
+    TaskFinished,
+    TaskStopped,
+    coiterate,
+    cooperate,
+)
 from framework.eventloop import DelayedCall
 from framework.failure import Failure
+from framework.react import react
 
 if TYPE_CHECKING:
     from framework.defer import Deferred
 
-__all__ = ["Clock", "LoopingCall", "deferLater"]
+__all__ = [
+    "Clock", "CooperativeTask", "Cooperator", "LoopingCall", "NotPaused", "SchedulerError",
+    "SchedulerStopped", "TaskDone", "TaskFailed", "TaskFinished", "TaskStopped", "coiterate",
+    "cooperate", "deferLater", "react",
+]
 
 
 _is_callable = callable  # the builtin: Twisted's parameter name ``callable`` shadows it
