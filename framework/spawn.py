@@ -1,0 +1,182 @@
+"""Starting a child process: argument checks, fork and exec, descriptor hand-over.
+
+The transport side (pipes, reaping, protocols) is ``framework.process``; this module only
+turns a request into a running child or a clear ``OSError``. A child is started with
+``fork`` and ``execvpe`` so that any descriptor mapping Twisted's ``childFDs`` allows is
+possible; between the two the child runs only system calls. If anything fails in the child
+before ``exec`` (no such program, not executable, bad ``path``, ``setuid`` refused), it writes
+the error to a close-on-exec pipe and exits; the parent reads that and raises the matching
+``OSError`` subclass, having reaped the child and closed every descriptor it made.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import termios
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["check_arguments", "spawn"]
+
+_ENCODING_ERRORS = "surrogateescape"
+
+
+def _as_bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode("utf-8", _ENCODING_ERRORS)
+    elif isinstance(value, os.PathLike):
+        return _as_bytes(os.fspath(value), what)
+    else:
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+    if b"\0" in data:
+        raise ValueError(f"{what} must not contain a NUL byte: {value!r}")
+    return data
+
+
+def check_arguments(executable: Any, args: Any, env: Any, path: Any,
+                    uid: Any, gid: Any) -> tuple[bytes, list[bytes], dict[bytes, bytes], bytes | None]:
+    """Validate and encode ``spawnProcess``'s arguments; ``TypeError``/``ValueError`` name
+    the bad one. Returns (executable, argv, environment, path)."""
+    exe = _as_bytes(executable, "executable")
+    if not exe:
+        raise ValueError("executable must not be empty")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a sequence of str or bytes (argv, with the program name "
+                        f"first), not {type(args).__name__}")
+    argv = [_as_bytes(a, f"args[{i}]") for i, a in enumerate(args)]
+    if not argv:
+        argv = [exe]
+    if env is None:
+        env = {}
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of names to values, not {type(env).__name__}")
+    environment: dict[bytes, bytes] = {}
+    for key, value in env.items():
+        name = _as_bytes(key, "an env name")
+        if not name or b"=" in name:
+            raise ValueError(f"env name {key!r} must be non-empty and contain no '='")
+        environment[name] = _as_bytes(value, f"env[{key!r}]")
+    cwd = None if path is None else _as_bytes(path, "path")
+    for what, ident in (("uid", uid), ("gid", gid)):
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int) or ident < 0):
+            raise TypeError(f"{what} must be a non-negative int or None, not {ident!r}")
+    return exe, argv, environment, cwd
+
+
+def _highest_fd(fds: Sequence[int]) -> int:
+    return max(fds, default=2)
+
+
+def spawn(executable: bytes, argv: list[bytes], environment: dict[bytes, bytes],
+          path: bytes | None, uid: int | None, gid: int | None, fd_map: Mapping[int, int],
+          new_session: bool = False, controlling_tty: bool = False) -> int:
+    """Fork and exec; return the child's pid.
+
+    ``fd_map`` maps each descriptor number the child should have to the parent's descriptor
+    to put there; every other descriptor is closed in the child. ``new_session`` makes the
+    child a session leader, and ``controlling_tty`` makes its descriptor 0 (a pty) its
+    controlling terminal. Raises ``OSError`` (``FileNotFoundError``, ``PermissionError``...)
+    if the child could not be set up or exec the program; no descriptor or child is left.
+    """
+    keep = sorted(fd_map)
+    try:
+        fd_limit = max(os.sysconf("SC_OPEN_MAX"), _highest_fd(keep) + 64)
+    except (OSError, ValueError):
+        fd_limit = 1 << 16
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(report_r)
+        os.close(report_w)
+        raise
+    if pid == 0:  # the child: system calls only, then exec or _exit
+        stage = "setup"
+        try:
+            os.close(report_r)
+            floor = max(_highest_fd(keep), report_w) + 1
+            moved = {child: fcntl.fcntl(parent, fcntl.F_DUPFD_CLOEXEC, floor)
+                     for child, parent in fd_map.items()}
+            for child, parent in moved.items():
+                os.dup2(parent, child, inheritable=True)
+            low = 0
+            for fd in [*keep, report_w]:
+                if fd > low:
+                    os.closerange(low, fd)
+                low = max(low, fd + 1)
+            os.closerange(low, fd_limit)
+            for number in range(1, signal.NSIG):
+                try:
+                    if signal.getsignal(number) not in (signal.SIG_DFL, None):
+                        signal.signal(number, signal.SIG_DFL)
+                except (OSError, ValueError, RuntimeError):
+                    pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            if new_session:
+                os.setsid()
+            if controlling_tty:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            if path is not None:
+                stage = "chdir"
+                os.chdir(path)
+            if gid is not None:
+                stage = "setgid"
+                os.setgid(gid)
+            if uid is not None:
+                stage = "setuid"
+                os.setuid(uid)
+            stage = "exec"
+            os.execvpe(executable, argv, environment)  # type: ignore[arg-type]
+        except BaseException as e:
+            code = getattr(e, "errno", None) or errno.EINVAL
+            try:
+                os.write(report_w, f"{code}:{stage}".encode())
+            except BaseException:
+                pass
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    report = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(report_r, 256)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            report += chunk
+    finally:
+        os.close(report_r)
+    if not report:
+        return pid
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+    code_text, _, stage_text = report.decode("ascii", "replace").partition(":")
+    try:
+        code = int(code_text)
+    except ValueError:
+        code = errno.EINVAL
+    raise _child_error(code, stage_text, executable, path)
+
+
+def _child_error(code: int, stage: str, executable: bytes, path: bytes | None) -> OSError:
+    strerror = os.strerror(code)
+    if stage == "exec":
+        return OSError(code, f"cannot run the program: {strerror}", os.fsdecode(executable))
+    if stage == "chdir" and path is not None:
+        return OSError(code, f"cannot change to the working directory: {strerror}", os.fsdecode(path))
+    if stage in ("setuid", "setgid"):
+        return OSError(code, f"cannot switch to the requested {stage[3:]}: {strerror}")
+    return OSError(code, f"cannot set up the child process: {strerror}")
