@@ -1041,6 +1041,18 @@ class Reactor:
 
         return systemd.adoptStreamPort(self, fileDescriptor, addressFamily, factory)
 
+    def spawnProcess(self, processProtocol: Any, executable: str | bytes, args: Any = (),
+                     env: Any = None, path: str | None = None, uid: int | None = None,
+                     gid: int | None = None, usePTY: bool = False, childFDs: Any = None) -> Any:
+        """Start a child process talking to ``processProtocol`` (see ``framework.process``).
+        ``args`` is the whole argv (program name first); ``env`` the child's whole environment
+        (``None``/``{}``: empty, never inherited)."""
+        self._check_open()
+        from framework import process
+
+        return process.spawnProcess(self, processProtocol, executable, args, env, path, uid, gid,
+                                    usePTY, childFDs)
+
 
 def _is_deferred(obj: Any) -> bool:
     from framework.defer import Deferred

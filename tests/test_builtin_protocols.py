@@ -24,6 +24,7 @@ BUILTINS = {
     "qotd": 8017,
     "poetry": 10000,
     "chat": 8023,
+    "exec": 8024,
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from framework import error
 from framework.defer import Deferred
 from framework.failure import Failure
-from framework.process import spawnProcess
+
 from framework.protocol import ProcessProtocol
 from util import run_until
 
@@ -52,7 +52,7 @@ class Recorder(ProcessProtocol):
 
 def _run(reactor, *args, **kwargs) -> tuple[Recorder, Failure]:
     proto = Recorder()
-    spawnProcess(reactor, proto, *args, **kwargs)
+    reactor.spawnProcess(proto, *args, **kwargs)
     return proto, _ended(reactor, proto)
 
 
@@ -80,7 +80,7 @@ def _zombies() -> list[str]:
 
 def test_cat_round_trip_and_event_order(reactor) -> None:
     proto = Recorder()
-    process = spawnProcess(reactor, proto, CAT, [CAT], env={})
+    process = reactor.spawnProcess(proto, CAT, [CAT], env={})
     assert isinstance(process.pid, int)
     process.write(b"hello ")
     process.writeSequence([b"child", b"\n"])
@@ -107,7 +107,7 @@ def test_exit_code_and_stderr(reactor) -> None:
 
 def test_killed_by_a_signal_and_signalling_after_the_end(reactor) -> None:
     proto = Recorder()
-    process = spawnProcess(reactor, proto, SH, [SH, "-c", "exec sleep 30"], env=PATH_ENV)
+    process = reactor.spawnProcess(proto, SH, [SH, "-c", "exec sleep 30"], env=PATH_ENV)
     process.signalProcess("KILL")
     reason = _ended(reactor, proto)
     assert reason.check(error.ProcessTerminated)
@@ -146,13 +146,13 @@ def test_child_fds_extra_pipe_and_passed_descriptor(reactor, tmp_path) -> None:
 def test_bad_spawns_raise_clear_os_errors_and_leak_nothing(reactor, tmp_path) -> None:
     before = _fds()
     with pytest.raises(FileNotFoundError, match="cannot run the program"):
-        spawnProcess(reactor, Recorder(), "/no/such/program", ["x"])
+        reactor.spawnProcess(Recorder(), "/no/such/program", ["x"])
     plain = tmp_path / "not-executable"
     plain.write_text("#!/bin/sh\n")
     with pytest.raises(PermissionError, match="cannot run the program"):
-        spawnProcess(reactor, Recorder(), str(plain), [str(plain)])
+        reactor.spawnProcess(Recorder(), str(plain), [str(plain)])
     with pytest.raises(FileNotFoundError, match="working directory") as info:
-        spawnProcess(reactor, Recorder(), SH, [SH, "-c", "true"], path=str(tmp_path / "missing"))
+        reactor.spawnProcess(Recorder(), SH, [SH, "-c", "true"], path=str(tmp_path / "missing"))
     assert info.value.filename == str(tmp_path / "missing")
     assert _fds() == before
     assert not reactor.getReaders() and not reactor.getWriters()
@@ -171,14 +171,14 @@ def test_bad_arguments_are_refused_before_anything_starts(reactor, kwargs, kind,
     kwargs = dict(kwargs)
     args = kwargs.pop("args", [SH, "-c", "true"])
     with pytest.raises(kind, match=text):
-        spawnProcess(reactor, Recorder(), SH, args, **kwargs)
+        reactor.spawnProcess(Recorder(), SH, args, **kwargs)
     with pytest.raises(TypeError, match="must be a ProcessProtocol"):
-        spawnProcess(reactor, object(), SH, [SH])
+        reactor.spawnProcess(object(), SH, [SH])
 
 
 def test_a_child_that_never_reads_pauses_the_producer(reactor) -> None:
     proto = Recorder()
-    process = spawnProcess(reactor, proto, SH, [SH, "-c", "exec sleep 30"], env=PATH_ENV)
+    process = reactor.spawnProcess(proto, SH, [SH, "-c", "exec sleep 30"], env=PATH_ENV)
 
     class Producer:
         paused = 0
@@ -208,7 +208,7 @@ def test_a_child_that_never_reads_pauses_the_producer(reactor) -> None:
 def test_child_exits_while_we_write(reactor) -> None:
     head = shutil.which("head") or "/usr/bin/head"
     proto = Recorder()
-    process = spawnProcess(reactor, proto, head, [head, "-c", "10"], env={})
+    process = reactor.spawnProcess(proto, head, [head, "-c", "10"], env={})
     for _ in range(32):
         process.write(b"y" * 65536)
     reason = _ended(reactor, proto)
@@ -219,7 +219,7 @@ def test_child_exits_while_we_write(reactor) -> None:
 
 def test_use_pty(reactor) -> None:
     proto = Recorder()
-    process = spawnProcess(reactor, proto, SH, [SH, "-c", "tty; read line; echo got:$line"],
+    process = reactor.spawnProcess(proto, SH, [SH, "-c", "tty; read line; echo got:$line"],
                            env=PATH_ENV, usePTY=True)
     process.write(b"typed\n")
     reason = _ended(reactor, proto)
@@ -233,7 +233,7 @@ def test_spawn_from_another_thread_through_call_from_thread(reactor) -> None:
     spawned = threading.Event()
 
     def worker() -> None:
-        reactor.callFromThread(spawnProcess, reactor, proto, SH, [SH, "-c", "echo threaded"], env={})
+        reactor.callFromThread(reactor.spawnProcess, proto, SH, [SH, "-c", "echo threaded"], env={})
         spawned.set()
 
     threading.Thread(target=worker).start()
