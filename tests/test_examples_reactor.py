@@ -76,3 +76,17 @@ def test_threads_example() -> None:
     assert proc.returncode == 0, proc.stderr
     # Dots while the thread sleeps, then the thread's result.
     assert re.fullmatch(r"\.+\nslept 0\.3 seconds in a thread\n", proc.stdout), proc.stdout
+
+
+def test_processes_example() -> None:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "processes.py")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "grep matched: the reactor waits",
+        "grep matched: a reactor calls back",
+        "sh said b'from stdout\\n' and b'from stderr\\n', exit code 3",
+    ]
+    nothing = subprocess.run([sys.executable, str(EXAMPLES / "processes.py"), "zebra"],
+                             capture_output=True, text=True, timeout=60)
+    assert nothing.returncode == 1 and "grep matched" not in nothing.stdout
