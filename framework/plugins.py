@@ -17,6 +17,7 @@ import os
 import pathlib
 import re
 import threading
+from importlib import metadata as importlib_metadata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -652,8 +653,6 @@ def _dist_of(ep: Any) -> tuple[str | None, str | None]:
 
 
 def _discover(state: _State) -> None:
-    import importlib_metadata  # lazy: costs import time nobody needs until plugins are used
-
     strict = _strict()
     disabled = _disabled_names()
     found = []

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time", "qotd", "poetry", "chat")
+PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time", "qotd", "poetry", "chat", "exec")
 REACTORS = ("select", "poll", "epoll", "selector", "asyncio")
 MIDDLEWARE = ("contextvars", "slow-callbacks", "tracing")
 
@@ -179,3 +179,37 @@ def test_list_works_next_to_a_users_own_plugins_package(venv_python: Path, tmp_p
             continue
         [row] = re.findall(rf"^  {name}\s.*$", out, re.M)
         assert "(available" in row, row
+
+
+def test_wheel_metadata_declares_only_what_is_needed(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = next(zf.read(n).decode() for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+    requires = re.findall(r"^Requires-Dist: (\S+)(.*)$", metadata, re.M)
+    runtime = [name for name, rest in requires if "extra ==" not in rest]
+    assert runtime and all(name.startswith("pluggy") for name in runtime), runtime
+    assert "importlib-metadata" not in metadata.lower()  # the stdlib has it on 3.11+
+    classifiers = re.findall(r"^Classifier: (.+)$", metadata, re.M)
+    assert "Programming Language :: Python :: 3.11" in classifiers
+    assert "Typing :: Typed" in classifiers
+
+
+def test_the_sdist_carries_docs_changelog_examples_and_tests(tmp_path: Path) -> None:
+    if not _can_build_offline():
+        pytest.skip("this interpreter's setuptools cannot build offline (needs >= 77)")
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bin", "*.egg-info", "build", ".venv")
+    shutil.copytree(ROOT, src, ignore=ignore, symlinks=True)
+    out = tmp_path / "dist"
+    code = "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))"
+    result = subprocess.run([sys.executable, "-c", code, str(out)], cwd=src, capture_output=True,
+                            text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    import tarfile
+
+    with tarfile.open(out / result.stdout.strip().splitlines()[-1]) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for expected in ("docs/index.md", "docs/processes.md", "CHANGELOG.md", "README.md", "LICENSE",
+                     "examples/processes.py", "tests/conftest.py", "benchmarks/run_echo.py",
+                     "framework/__init__.py", "plugins/protocols/echo.py"):
+        assert expected in names, expected
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
