@@ -224,7 +224,7 @@ class ChatRoom:
 
     def join(self) -> tuple[Any, FakeTransport]:
         proto, t = connect(self.factory)
-        self.clock.advance(0)
+        self.clock.advance(chat.MAX_NOTICE_DELAY)
         return proto, t
 
 
@@ -267,7 +267,7 @@ def test_chat_commands() -> None:
     b.dataReceived(b"/quit\nnot delivered\n")
     assert lines(tb) == ["* bye"] and tb.lost
     b.connectionLost(None)
-    room.clock.advance(0)
+    room.clock.advance(chat.MAX_NOTICE_DELAY)
     assert lines(ta) == ["* guest2 left"]
     assert list(room.factory.clients) == ["alice"]
 

@@ -1,6 +1,6 @@
-"""Chat join/leave notices are coalesced: one write per client per reactor turn (issue 17, item 4).
+"""Chat join/leave notices are coalesced: one write per client per batch (issue 17, item 4).
 
-Unit tests drive ``ChatFactory`` on a ``Clock`` (``advance(0)`` is one reactor turn); the
+Unit tests drive ``ChatFactory`` on a ``Clock`` (``Room.turn`` lets one batch go out); the
 end-to-end tests run ``reactor-serve --protocol chat`` on loopback.
 """
 
@@ -48,7 +48,8 @@ class Room:
         return proto, t
 
     def turn(self) -> None:
-        self.clock.advance(0)
+        """Let one batch of notices go out."""
+        self.clock.advance(chat.MAX_NOTICE_DELAY)
 
 
 def take(t: CountingTransport) -> list[str]:
@@ -159,12 +160,6 @@ def _read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: flo
     return data
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_reactor_serve_chat_announces_others_but_not_yourself(serve: Any) -> None:
     s = serve("--protocol", "chat", "--port", "0")
     port = s.tcp_port()
@@ -184,10 +179,9 @@ def test_reactor_serve_chat_announces_others_but_not_yourself(serve: Any) -> Non
                 o.close()
 
 
-def test_a_thousand_joins_cost_linear_cpu_and_a_newcomer_is_welcomed(serve: Any) -> None:
-    # Before notices were coalesced, each join wrote to every other client: 1,000 joins cost the
-    # server ~4.7 s of CPU (and ~20 s for 2,000) and held up a newcomer's welcome meanwhile.
-    # Coalesced: ~0.15 s. The bound below sits between the two, far from both.
+def test_a_newcomer_is_welcomed_while_a_thousand_others_join(serve: Any) -> None:
+    # The cost of the crowd is measured by benchmarks/bench_chat.py (CPU and latency, 2,000 and
+    # 10,000 clients); here only the behaviour: the server stays responsive and welcomes.
     n = 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 256
@@ -196,7 +190,6 @@ def test_a_thousand_joins_cost_linear_cpu_and_a_newcomer_is_welcomed(serve: Any)
     try:
         s: Proc = serve("--protocol", "chat", "--port", "0")
         port = s.tcp_port()
-        before = _cpu_seconds(s.pid)
         crowd: list[socket.socket] = []
         try:
             for _ in range(n):
@@ -207,22 +200,28 @@ def test_a_thousand_joins_cost_linear_cpu_and_a_newcomer_is_welcomed(serve: Any)
                     c.connect(("127.0.0.1", port))
                 except BlockingIOError:
                     pass
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as fresh:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as fresh:
                 welcome = _read_until(fresh, lambda d: b"welcome" in d and d.endswith(b"\n"))
                 assert welcome.startswith(b"* welcome, you are guest")
-            # Let the server finish what it was doing (bounded), then read its CPU time.
-            deadline = time.monotonic() + 10
-            last = _cpu_seconds(s.pid)
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                now = _cpu_seconds(s.pid)
-                if now == last:
-                    break
-                last = now
-            used = _cpu_seconds(s.pid) - before
         finally:
             for c in crowd:
                 c.close()
-        assert used < 1.5, f"{n} joins cost the server {used:.2f} s of CPU"
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_batch_waits_in_proportion_to_the_room_up_to_a_cap() -> None:
+    room = Room()
+    clients = [room.join() for _ in range(500)]
+    room.turn()
+    for _, t in clients:
+        take(t)
+    room.join()  # one more: its notice waits 501 * NOTICE_DELAY_PER_CLIENT
+    expected = 501 * chat.NOTICE_DELAY_PER_CLIENT
+    room.clock.advance(expected * 0.9)
+    assert take(clients[0][1]) == []
+    room.clock.advance(expected * 0.2)
+    assert take(clients[0][1]) == ["* guest501 joined"]
+    factory = room.factory
+    assert min(chat.MAX_NOTICE_DELAY, 10**6 * chat.NOTICE_DELAY_PER_CLIENT) == chat.MAX_NOTICE_DELAY
+    assert factory._flush_call is None

@@ -3,9 +3,12 @@
 Every line a client sends goes to all the other clients, prefixed with the sender's nickname.
 Commands: ``/nick NAME`` (change nickname), ``/who`` (list who is here), ``/quit`` (leave).
 Server notices start with ``* ``, errors with ``! ``. Join and leave notices are coalesced: they
-are queued on the factory and sent once per reactor turn, one write per client holding all of
-them (``* a, b joined``; more than ``NOTICE_NAMES`` names become ``* 2000 users joined``), so a
-crowd arriving or timing out costs each client one write per turn, not one per newcomer. A client
+are queued on the factory and sent together, one write per client holding all of them
+(``* a, b joined``; more than ``NOTICE_NAMES`` names become ``* 2000 users joined``), so a crowd
+arriving or timing out costs each client one write per batch, not one per newcomer. A batch
+waits ``NOTICE_DELAY_PER_CLIENT`` seconds per client in the room (at most ``MAX_NOTICE_DELAY``):
+sending a batch costs time in proportion to the room too, so notices never take more than a
+fixed share of the server's time, however many clients join or time out at once. A client
 is not told of its own arrival, one that joins and leaves in the same turn is not announced at
 all, and pending notices are sent before any other broadcast so the order is kept. A client
 whose write buffer is over the high-water mark (it does not read) misses join/leave notices,
@@ -34,6 +37,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]")
 _HELP = "commands: /nick NAME, /who, /quit"
 #: At most this many names are listed in one join (or leave) notice; beyond it, a count.
 NOTICE_NAMES = 20
+#: A batch of join/leave notices waits this long per client in the room before it is sent
+#: (about 4 times what writing it to one client costs), and never longer than MAX_NOTICE_DELAY.
+NOTICE_DELAY_PER_CLIENT = 20e-6
+MAX_NOTICE_DELAY = 0.25
 
 
 class Chat(LineReceiver):
@@ -198,23 +205,24 @@ class ChatFactory(Factory):
         return self.reactor
 
     def queue_join(self, client: Chat) -> None:
-        """Announce ``client`` (already in ``clients``) at the end of this turn."""
+        """Announce ``client`` (already in ``clients``) with the next batch of notices."""
         if len(self.clients) > 1:  # else nobody is there to tell
             self._pending_join[client] = len(self._pending)
             self._queue([True, client.nick, client])
 
     def queue_leave(self, client: Chat) -> None:
-        """Announce that ``client`` (already out of ``clients``) left, at the end of this turn."""
+        """Announce that ``client`` (already out of ``clients``) left, with the next batch."""
         index = self._pending_join.pop(client, None)
         if index is not None:
-            self._pending[index][1] = None  # joined and left within one turn: say nothing
+            self._pending[index][1] = None  # joined and left within one batch: say nothing
         elif self.clients:
             self._queue([False, client.nick, client])
 
     def _queue(self, entry: list[Any]) -> None:
         self._pending.append(entry)
         if self._flush_call is None:
-            self._flush_call = self.clock(entry[2]).callLater(0, self._flush_later)
+            delay = min(MAX_NOTICE_DELAY, len(self.clients) * NOTICE_DELAY_PER_CLIENT)
+            self._flush_call = self.clock(entry[2]).callLater(delay, self._flush_later)
 
     def _flush_later(self) -> None:
         self._flush_call = None
