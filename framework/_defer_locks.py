@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from framework._defer_core import Deferred, maybeDeferred, succeed
+from framework._defer_core import Deferred
 from framework._defer_errors import QueueOverflow, QueueUnderflow
+from framework._defer_shortcuts import maybeDeferred, succeed
 
 __all__ = ["DeferredLock", "DeferredQueue", "DeferredSemaphore"]
 

@@ -8,8 +8,9 @@ in this order (each only imports the ones before it):
 - ``framework._defer_errors``: the exceptions (``CancelledError``, ``TimeoutError``, ...);
 - ``framework._defer_support``: chain-entry markers, failure capture, unhandled-error logging,
   the asyncio await bridge, ``passthru``, ``logError``;
-- ``framework._defer_core``: ``Deferred`` (chains, flat run loop, awaiting, asyncio Futures),
-  the generator driver, ``succeed``, ``fail``, ``execute``, ``maybeDeferred``;
+- ``framework._defer_core``: ``Deferred`` (chains, flat run loop, awaiting, asyncio Futures)
+  and the generator driver;
+- ``framework._defer_shortcuts``: ``succeed``, ``fail``, ``execute``, ``maybeDeferred``;
 - ``framework._defer_coroutines``: ``inlineCallbacks``, ``returnValue``, ``ensureDeferred``;
 - ``framework._defer_combinators``: ``DeferredList``, ``gatherResults``, ``race``;
 - ``framework._defer_locks``: ``DeferredLock``, ``DeferredSemaphore``, ``DeferredQueue``.
@@ -20,7 +21,7 @@ Everything logs on the logger ``framework.defer``.
 from __future__ import annotations
 
 from framework._defer_combinators import FAILURE, SUCCESS, DeferredList, gatherResults, race
-from framework._defer_core import Deferred, execute, fail, maybeDeferred, succeed
+from framework._defer_core import Deferred
 from framework._defer_coroutines import ensureDeferred, inlineCallbacks, returnValue
 from framework._defer_errors import (
     AlreadyCalledError,
@@ -34,6 +35,7 @@ from framework._defer_errors import (
     TimeoutError,
 )
 from framework._defer_locks import DeferredLock, DeferredQueue, DeferredSemaphore
+from framework._defer_shortcuts import execute, fail, maybeDeferred, succeed
 from framework._defer_support import logError, passthru
 
 __all__ = [

@@ -1894,8 +1894,8 @@ def test_the_facade_re_exports_the_very_objects() -> None:
 
     import framework.defer as defer
 
-    modules = ["_defer_errors", "_defer_support", "_defer_core", "_defer_coroutines",
-               "_defer_combinators", "_defer_locks"]
+    modules = ["_defer_errors", "_defer_support", "_defer_core", "_defer_shortcuts",
+               "_defer_coroutines", "_defer_combinators", "_defer_locks"]
     homes: dict[str, str] = {}
     for name in modules:
         module = importlib.import_module(f"framework.{name}")
@@ -1910,8 +1910,8 @@ def test_the_split_modules_import_only_downwards() -> None:
     import ast
     from pathlib import Path
 
-    order = ["_defer_errors", "_defer_support", "_defer_core", "_defer_coroutines",
-             "_defer_combinators", "_defer_locks", "defer"]
+    order = ["_defer_errors", "_defer_support", "_defer_core", "_defer_shortcuts",
+             "_defer_coroutines", "_defer_combinators", "_defer_locks", "defer"]
     folder = Path(__file__).resolve().parent.parent / "framework"
     for position, name in enumerate(order):
         tree = ast.parse((folder / f"{name}.py").read_text())

@@ -21,6 +21,7 @@ __all__ = ["TracingMiddleware", "register_deferred_middleware"]
 _SKIP = (
     os.path.join("framework", "defer.py"),
     os.path.join("framework", "_defer_core.py"),
+    os.path.join("framework", "_defer_shortcuts.py"),
     os.path.join("framework", "_defer_coroutines.py"),
     os.path.join("framework", "_defer_combinators.py"),
     os.path.join("framework", "_defer_locks.py"),
