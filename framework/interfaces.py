@@ -6,15 +6,26 @@ tutorial does (``class MySocket(IReadDescriptor)``); inheriting also lets the fr
 bodies raise ``NotImplementedError`` where an implementation is required.
 
 ``Multiplexer`` is the contract a reactor backend plugin implements.
+
+The reactor's facets (``IReactorTime``, ``IReactorCore``, ``IReactorTCP``, ``IReactorUNIX``,
+``IReactorUDP``, ``IReactorThreads``, ``IReactorFDSet``, Twisted's names) are different: they
+are ``typing.Protocol`` classes, for annotations. Nothing inherits them: ``Reactor``,
+``framework.testing.MemoryReactor`` (and ``framework.task.Clock`` for ``IReactorTime``) satisfy
+them by having the methods, and mypy checks it. Annotate a parameter with the facet the code
+uses (``def __init__(self, clock: IReactorTime)``) and both the real reactor and the test fakes
+are accepted, while a wrong call (``clock.callLater("soon", f)``) is reported. They are
+``runtime_checkable``: ``isinstance(obj, IReactorTCP)`` checks the method names only.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from framework.failure import Failure
+    from framework.protocol import AbstractDatagramProtocol
 
 
 class Interface:
@@ -255,3 +266,225 @@ class Multiplexer(abc.ABC):
     def fileno(self) -> int:
         """The multiplexer's own descriptor, or -1 if it has none (select, poll)."""
         return -1
+
+
+# --------------------------------------------------------------------------------------------
+# The reactor's facets: typing.Protocol classes (structural; nothing needs to inherit them).
+#
+# Parameters before ``*args`` are positional-only (``/``) so that implementations may name
+# them as they like; the others keep Twisted's names, since callers pass them by keyword.
+
+
+@runtime_checkable
+class IDelayedCall(Protocol):
+    """What ``callLater`` returns: a scheduled call that can be cancelled or moved."""
+
+    def getTime(self) -> float:
+        """When the call is due, in the clock's ``seconds()``."""
+        ...
+
+    def cancel(self) -> None:
+        """Unschedule it; ``AlreadyCalled``/``AlreadyCancelled`` if it is no longer pending."""
+        ...
+
+    def delay(self, secondsLater: float, /) -> None:
+        """Move it ``secondsLater`` seconds later."""
+        ...
+
+    def reset(self, secondsFromNow: float, /) -> None:
+        """Make it due ``secondsFromNow`` seconds from now."""
+        ...
+
+    def active(self) -> bool:
+        """Whether it has neither run nor been cancelled."""
+        ...
+
+
+@runtime_checkable
+class IReactorTime(Protocol):
+    """Time and timers: the reactor, ``framework.task.Clock``, ``MemoryReactor``."""
+
+    def seconds(self) -> float:
+        """The current time of this clock, in seconds."""
+        ...
+
+    def callLater(self, delay: float, callable: Callable[..., object], /, *args: Any,
+                  **kw: Any) -> IDelayedCall:
+        """Call ``callable(*args, **kw)`` ``delay`` seconds from now."""
+        ...
+
+    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        """The calls that are scheduled and still pending."""
+        ...
+
+
+@runtime_checkable
+class IReactorCore(Protocol):
+    """Running and stopping the loop, and the system-event triggers."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop is running (between 'startup' and 'shutdown')."""
+        ...
+
+    def run(self) -> None:
+        """Run the loop until ``stop()``."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the loop (the 'shutdown' triggers run first)."""
+        ...
+
+    def crash(self) -> None:
+        """Stop the loop at once, without the 'shutdown' triggers."""
+        ...
+
+    def callWhenRunning(self, callable: Callable[..., object], /, *args: Any, **kw: Any) -> Any:
+        """Call ``callable`` now if running, else once the loop has started."""
+        ...
+
+    def addSystemEventTrigger(self, phase: str, eventType: str, callable: Callable[..., object], /,
+                              *args: Any, **kw: Any) -> Any:
+        """Call ``callable`` in ``phase`` ('before', 'during', 'after') of ``eventType``;
+        returns an id for ``removeSystemEventTrigger``."""
+        ...
+
+    def removeSystemEventTrigger(self, triggerID: Any, /) -> None:
+        """Remove a trigger by the id ``addSystemEventTrigger`` returned."""
+        ...
+
+    def fireSystemEvent(self, eventType: str, /) -> None:
+        """Run the triggers of ``eventType``."""
+        ...
+
+
+@runtime_checkable
+class IReactorTCP(Protocol):
+    """TCP servers and clients."""
+
+    def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50,
+                  interface: str = "") -> IListeningPort:
+        """Listen on ``port`` (0: any free port) of ``interface`` ('': all IPv4 addresses)."""
+        ...
+
+    def connectTCP(self, host: str, port: int, factory: IProtocolFactory, timeout: float = 30,
+                   bindAddress: Any = None) -> IConnector:
+        """Connect to ``host``:``port``; the factory is told how it went."""
+        ...
+
+
+@runtime_checkable
+class IReactorUNIX(Protocol):
+    """UNIX-domain stream servers and clients."""
+
+    def listenUNIX(self, address: str | bytes, factory: IProtocolFactory, backlog: int = 50,
+                   mode: int = 0o666, wantPID: bool = False) -> IListeningPort:
+        """Listen on the socket path ``address``."""
+        ...
+
+    def connectUNIX(self, address: str | bytes, factory: IProtocolFactory,
+                    timeout: float | None = 30, checkPID: bool = False) -> IConnector:
+        """Connect to the socket path ``address``."""
+        ...
+
+
+@runtime_checkable
+class IReactorUDP(Protocol):
+    """UDP ports."""
+
+    def listenUDP(self, port: int, protocol: AbstractDatagramProtocol, interface: str = "",
+                  maxPacketSize: int = 8192) -> IListeningPort:
+        """Bind ``port`` of ``interface`` and deliver its datagrams to ``protocol``."""
+        ...
+
+
+@runtime_checkable
+class IThreadPool(Protocol):
+    """What ``IReactorThreads.getThreadPool`` returns (``framework.threads.ThreadPool``)."""
+
+    def callInThread(self, func: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``func(*args, **kw)`` in a worker thread."""
+        ...
+
+    def callInThreadWithCallback(self, onResult: Callable[[bool, Any], object],
+                                 func: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``func`` in a worker, then ``onResult(True, result)`` or
+        ``onResult(False, failure)`` in that worker."""
+        ...
+
+
+@runtime_checkable
+class IReactorThreads(Protocol):
+    """Handing work to and from threads."""
+
+    def callFromThread(self, callable: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """From any thread: run ``callable(*args, **kw)`` in the reactor thread, soon."""
+        ...
+
+    def callInThread(self, callable: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``callable(*args, **kw)`` in a thread of the reactor's pool."""
+        ...
+
+    def getThreadPool(self) -> IThreadPool:
+        """The reactor's thread pool."""
+        ...
+
+    def suggestThreadPoolSize(self, size: int, /) -> None:
+        """Let the pool grow to ``size`` threads."""
+        ...
+
+
+@runtime_checkable
+class ReadDescriptor(Protocol):
+    """What ``addReader`` takes: the structural form of ``IReadDescriptor`` (inheriting that
+    class is one way to have these methods; having them is enough)."""
+
+    def fileno(self) -> int: ...
+
+    def doRead(self) -> object: ...
+
+    def connectionLost(self, reason: Failure, /) -> None: ...
+
+
+@runtime_checkable
+class WriteDescriptor(Protocol):
+    """What ``addWriter`` takes: the structural form of ``IWriteDescriptor``."""
+
+    def fileno(self) -> int: ...
+
+    def doWrite(self) -> object: ...
+
+    def connectionLost(self, reason: Failure, /) -> None: ...
+
+
+@runtime_checkable
+class IReactorFDSet(Protocol):
+    """Watching file descriptors for readiness."""
+
+    def addReader(self, reader: ReadDescriptor, /) -> None:
+        """Call ``reader.doRead()`` whenever its descriptor is readable."""
+        ...
+
+    def addWriter(self, writer: WriteDescriptor, /) -> None:
+        """Call ``writer.doWrite()`` whenever its descriptor is writable."""
+        ...
+
+    def removeReader(self, reader: ReadDescriptor, /) -> None:
+        """Stop watching ``reader``."""
+        ...
+
+    def removeWriter(self, writer: WriteDescriptor, /) -> None:
+        """Stop watching ``writer``."""
+        ...
+
+    def removeAll(self) -> Sequence[ReadDescriptor | WriteDescriptor]:
+        """Stop watching everything (the reactor's own waker excepted); returns what was removed."""
+        ...
+
+    def getReaders(self) -> Sequence[ReadDescriptor]:
+        """Everything watched for reading."""
+        ...
+
+    def getWriters(self) -> Sequence[WriteDescriptor]:
+        """Everything watched for writing."""
+        ...

@@ -22,7 +22,7 @@ from framework.interfaces import (
 )
 
 if TYPE_CHECKING:
-    from framework.interfaces import IConnector
+    from framework.interfaces import IConnector, IDelayedCall, IReactorTime
 
 __all__ = [
     "AbstractDatagramProtocol",
@@ -175,8 +175,10 @@ class ReconnectingClientFactory(ClientFactory):
     maxRetries: int | None = None
     continueTrying = 1
     connector: IConnector | None = None
-    clock: Any = None
-    _callID: Any = None
+    #: What schedules the retries (anything with ``callLater``: the reactor, a ``Clock``);
+    #: ``None`` means the global reactor, looked up at the first retry.
+    clock: IReactorTime | None = None
+    _callID: IDelayedCall | None = None
 
     def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
         if self.continueTrying:
@@ -217,11 +219,13 @@ class ReconnectingClientFactory(ClientFactory):
             self._callID = None
             target.connect()
 
-        if self.clock is None:
+        clock = self.clock
+        if clock is None:
+            # reason: the global reactor is installed lazily; read it only when first needed.
             from framework import reactor
 
-            self.clock = reactor
-        self._callID = self.clock.callLater(self.delay, reconnect)
+            clock = self.clock = reactor
+        self._callID = clock.callLater(self.delay, reconnect)
 
     def stopTrying(self) -> None:
         """Cancel any pending reconnection and stop the attempt in progress, if any."""

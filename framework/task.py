@@ -30,6 +30,7 @@ from framework.react import react
 
 if TYPE_CHECKING:
     from framework.defer import Deferred
+    from framework.interfaces import IDelayedCall, IReactorTime
 
 __all__ = [
     "Clock", "CooperativeTask", "Cooperator", "LoopingCall", "NotPaused", "SchedulerError",
@@ -117,8 +118,8 @@ class LoopingCall:
         self.a = a
         self.kw = kw
         #: What schedules the calls; ``None`` means the global reactor, looked up in ``start``.
-        self.clock: Any = None
-        self.call: DelayedCall | None = None
+        self.clock: IReactorTime | None = None
+        self.call: IDelayedCall | None = None
         self.running = False
         self.interval: float | None = None
         self.starttime: float | None = None
@@ -136,7 +137,7 @@ class LoopingCall:
     def _counted(self, countCallable: Callable[[int], Any]) -> Any:
         if not self.interval:
             return countCallable(1)
-        assert self.starttime is not None
+        assert self.starttime is not None and self.clock is not None
         # The epsilon keeps a call made exactly on a boundary from counting as just before it.
         tick = int((self.clock.seconds() - self.starttime) / self.interval + 1e-9)
         if self._last_tick is None:
@@ -191,6 +192,7 @@ class LoopingCall:
         if not self.running:
             raise RuntimeError(f"{self!r} is not running")
         if self.call is not None:
+            assert self.clock is not None
             self.call.cancel()
             self.call = None
             self.starttime = self.clock.seconds()
@@ -212,6 +214,7 @@ class LoopingCall:
 
     def _called(self, result: Any) -> None:
         if self.running:
+            assert self.clock is not None
             self._schedule_from(self.clock.seconds())
         else:
             self._finish()
@@ -224,7 +227,7 @@ class LoopingCall:
 
     def _schedule_from(self, when: float) -> None:
         """Schedule the next call at the first interval boundary after ``when``."""
-        assert self.interval is not None and self.starttime is not None
+        assert self.interval is not None and self.starttime is not None and self.clock is not None
         if self.interval == 0:
             delay = 0.0
         else:
@@ -240,7 +243,7 @@ class LoopingCall:
         return f"<LoopingCall {func} {every}{' (running)' if self.running else ''}>"
 
 
-def deferLater(clock: Any, delay: float, callable: Callable[..., Any] | None = None,
+def deferLater(clock: IReactorTime, delay: float, callable: Callable[..., Any] | None = None,
                *args: Any, **kw: Any) -> Deferred:
     """A Deferred that fires ``delay`` seconds later on ``clock`` with ``callable(*args, **kw)``
     (or ``None`` without a callable). Cancelling it unschedules the call."""

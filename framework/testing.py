@@ -6,7 +6,12 @@
   ``connectionLost`` as a real transport would.
 - ``MemoryReactor``: records ``listenTCP``/``connectTCP``/``listenUNIX``/``connectUNIX``/
   ``listenUDP``/``adoptStreamPort`` calls (``tcpServers``, ``tcpClients``, ...) and is a
-  ``Clock``, so timers run when the test calls ``advance``.
+  ``Clock``, so timers run when the test calls ``advance``. It satisfies every reactor facet of
+  ``framework.interfaces`` (``IReactorTime``, ``IReactorCore``, ``IReactorTCP``,
+  ``IReactorUNIX``, ``IReactorUDP``, ``IReactorThreads``, ``IReactorFDSet``), so code typed
+  against a facet takes it as it takes the real reactor.
+- ``FakeThreadPool``: ``MemoryReactor.getThreadPool()``; runs each call at once, in the calling
+  thread, so code that hands work to threads stays deterministic under test.
 - ``Clock``: ``framework.task.Clock``, re-exported.
 
 The pytest plugin ``reactor_framework`` (fixtures for these fakes and a real ``reactor``) is
@@ -21,14 +26,23 @@ from typing import Any, Callable, Iterable
 
 from framework import error
 from framework.address import IPv4Address, IPv6Address, UNIXAddress
+from framework.defer import Deferred, succeed
 from framework.failure import Failure
-from framework.interfaces import IConnector, IListeningPort
+from framework.interfaces import (
+    IConnector,
+    IListeningPort,
+    IProtocolFactory,
+    ReadDescriptor,
+    WriteDescriptor,
+)
+from framework.protocol import AbstractDatagramProtocol
 from framework.task import Clock
 
 __all__ = [
     "Clock",
     "FakeConnector",
     "FakePort",
+    "FakeThreadPool",
     "MemoryReactor",
     "MemoryReactorClock",
     "StringTransport",
@@ -192,10 +206,8 @@ class FakePort(IListeningPort):
     def startListening(self) -> None:
         self.listening = True
 
-    def stopListening(self) -> Any:
+    def stopListening(self) -> Deferred[None]:
         """Mark the port stopped; returns an already fired Deferred."""
-        from framework.defer import succeed
-
         self.listening = False
         return succeed(None)
 
@@ -240,6 +252,38 @@ class FakeConnector(IConnector):
         self.state = "disconnected"
 
 
+class FakeThreadPool:
+    """``MemoryReactor.getThreadPool()``: runs each call at once, in the calling thread (no
+    thread is started, so tests stay deterministic), and records it in ``calls`` as
+    ``(func, args, kw)``.
+
+    ``callInThread``: an exception from ``func`` propagates to the caller, so the test sees it.
+    ``callInThreadWithCallback``: ``onResult(True, result)`` or ``onResult(False, failure)``, as
+    a real pool's worker would call it. ``deferToThreadPool(memory_reactor, pool, f)`` therefore
+    runs ``f`` at once and fires its Deferred at the reactor's next ``advance(0)``.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] = []
+
+    def callInThread(self, func: Callable[..., object], *args: Any, **kw: Any) -> None:
+        self.calls.append((func, args, kw))
+        func(*args, **kw)
+
+    def callInThreadWithCallback(self, onResult: Callable[[bool, Any], object] | None,
+                                 func: Callable[..., object], *args: Any, **kw: Any) -> None:
+        self.calls.append((func, args, kw))
+        try:
+            result: Any = func(*args, **kw)
+        except BaseException:
+            if onResult is None:
+                raise
+            onResult(False, Failure())
+            return
+        if onResult is not None:
+            onResult(True, result)
+
+
 class MemoryReactor(Clock):
     """A reactor that records what it is asked to do and does none of it; timers are a
     ``Clock``'s (``advance`` runs them).
@@ -251,7 +295,8 @@ class MemoryReactor(Clock):
     ``(port, protocol, interface, maxPacketSize)``, ``adoptedPorts``
     ``(fileDescriptor, addressFamily, factory)``. ``connectors`` and ``ports`` hold what was
     returned. A ``listen*`` call for a port that is in ``failListen`` raises
-    ``CannotListenError``, to test error paths.
+    ``CannotListenError``, to test error paths. ``callInThread`` runs the call at once through
+    ``threadPool`` (a ``FakeThreadPool``); ``suggestThreadPoolSize`` records ``threadPoolSize``.
     """
 
     backend_name = "memory"
@@ -274,6 +319,8 @@ class MemoryReactor(Clock):
         self.failListen: set[Any] = set()
         self.readers: set[Any] = set()
         self.writers: set[Any] = set()
+        self.threadPool = FakeThreadPool()
+        self.threadPoolSize = 10
         self.running = False
         self.hasRun = False
         self.hasStopped = False
@@ -326,17 +373,30 @@ class MemoryReactor(Clock):
             raise TypeError(f"callFromThread() needs a callable, not {f!r}")
         self.callLater(0, f, *args, **kwargs)
 
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run at once, in this thread, through ``threadPool`` (see ``FakeThreadPool``)."""
+        self.threadPool.callInThread(f, *args, **kwargs)
+
+    def getThreadPool(self) -> FakeThreadPool:
+        return self.threadPool
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """Recorded in ``threadPoolSize``; as the real reactor, refuses a size below 1."""
+        if size < 1:
+            raise ValueError(f"thread pool size must be >= 1, got {size!r}")
+        self.threadPoolSize = size
+
     # Descriptors
-    def addReader(self, reader: Any) -> None:
+    def addReader(self, reader: ReadDescriptor) -> None:
         self.readers.add(reader)
 
-    def removeReader(self, reader: Any) -> None:
+    def removeReader(self, reader: ReadDescriptor) -> None:
         self.readers.discard(reader)
 
-    def addWriter(self, writer: Any) -> None:
+    def addWriter(self, writer: WriteDescriptor) -> None:
         self.writers.add(writer)
 
-    def removeWriter(self, writer: Any) -> None:
+    def removeWriter(self, writer: WriteDescriptor) -> None:
         self.writers.discard(writer)
 
     def removeAll(self) -> list[Any]:
@@ -359,30 +419,32 @@ class MemoryReactor(Clock):
         self.ports.append(port)
         return port
 
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> FakePort:
+    def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = "") -> FakePort:
         self.tcpServers.append((port, factory, backlog, interface))
         return self._listen(port, interface, _address_for("TCP", interface, port, "0.0.0.0"), factory)
 
     def connectTCP(
-        self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None
+        self, host: str, port: int, factory: IProtocolFactory, timeout: float = 30,
+        bindAddress: Any = None,
     ) -> FakeConnector:
         self.tcpClients.append((host, port, factory, timeout, bindAddress))
         return self._connect(_address_for("TCP", host, port, host), factory)
 
     def listenUNIX(
-        self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
+        self, address: str | bytes, factory: IProtocolFactory, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
     ) -> FakePort:
         self.unixServers.append((address, factory, backlog, mode, wantPID))
         return self._listen(address, "", UNIXAddress(address), factory)
 
     def connectUNIX(
-        self, address: str | bytes, factory: Any, timeout: float | None = 30, checkPID: bool = False
+        self, address: str | bytes, factory: IProtocolFactory, timeout: float | None = 30, checkPID: bool = False
     ) -> FakeConnector:
         self.unixClients.append((address, factory, timeout, checkPID))
         return self._connect(UNIXAddress(address), factory)
 
     def listenUDP(
-        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+        self, port: int, protocol: AbstractDatagramProtocol, interface: str = "",
+        maxPacketSize: int = 8192,
     ) -> FakePort:
         self.udpServers.append((port, protocol, interface, maxPacketSize))
         return self._listen(port, interface, _address_for("UDP", interface, port, "0.0.0.0"), protocol)

@@ -1884,3 +1884,52 @@ class TestAsyncioInterop:
             assert failure_of(d3).check(ValueError)
         finally:
             loop.close()
+
+
+# --- module layout: framework.defer is a facade over modules split by concern -----------
+
+
+def test_the_facade_re_exports_the_very_objects() -> None:
+    import importlib
+
+    import framework.defer as defer
+
+    modules = ["_defer_errors", "_defer_support", "_defer_core", "_defer_shortcuts",
+               "_defer_coroutines", "_defer_combinators", "_defer_locks"]
+    homes: dict[str, str] = {}
+    for name in modules:
+        module = importlib.import_module(f"framework.{name}")
+        for exported in module.__all__:
+            assert exported not in homes, f"{exported} in both {homes[exported]} and {name}"
+            homes[exported] = name
+            assert getattr(defer, exported) is getattr(module, exported), exported
+    assert sorted(homes) == sorted(defer.__all__)
+
+
+def test_the_split_modules_import_only_downwards() -> None:
+    import ast
+    from pathlib import Path
+
+    order = ["_defer_errors", "_defer_support", "_defer_core", "_defer_shortcuts",
+             "_defer_coroutines", "_defer_combinators", "_defer_locks", "defer"]
+    folder = Path(__file__).resolve().parent.parent / "framework"
+    for position, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in tree.body:  # module level only; TYPE_CHECKING blocks are ast.If, skipped
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("framework."):
+                target = node.module.split(".", 1)[1]
+                if target in order:
+                    assert order.index(target) < position, f"{name} imports {target}"
+        assert len((folder / f"{name}.py").read_text().splitlines()) <= 800, name
+
+
+def test_awaiting_while_asyncio_is_half_imported_finds_no_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The running-loop lookup reads asyncio from sys.modules and never imports it: if another
+    thread is still importing asyncio (no ``asyncio.events`` yet), no loop can be running."""
+    from framework import _defer_core
+
+    monkeypatch.setattr(_defer_core, "_getRunningLoop", None)
+    monkeypatch.delitem(sys.modules, "asyncio.events", raising=False)
+    getter = _defer_core._cacheGetRunningLoop()
+    assert getter() is None
+    assert _defer_core._getRunningLoop is None  # nothing cached: asked again next time

@@ -409,3 +409,68 @@ def test_memory_reactor_records_connect_with_a_plain_factory() -> None:
     connector = reactor.connectTCP("127.0.0.1", 8007, factory)
     assert reactor.tcpClients[0][:3] == ("127.0.0.1", 8007, factory)
     assert connector.getDestination().port == 8007
+
+
+# --- MemoryReactor as IReactorThreads ---------------------------------------------------
+
+
+def test_memory_reactor_call_in_thread_runs_at_once_and_records() -> None:
+    reactor = MemoryReactor()
+    seen: list[tuple[int, str]] = []
+    reactor.callInThread(lambda n, word: seen.append((n, word)), 1, word="one")
+    assert seen == [(1, "one")]
+    assert reactor.getThreadPool() is reactor.threadPool
+    assert [(args, kw) for _f, args, kw in reactor.threadPool.calls] == [((1,), {"word": "one"})]
+
+
+def test_memory_reactor_call_in_thread_lets_the_test_see_an_exception() -> None:
+    reactor = MemoryReactor()
+
+    def boom() -> None:
+        raise KeyError("in the worker")
+
+    with pytest.raises(KeyError):
+        reactor.callInThread(boom)
+
+
+def test_defer_to_thread_pool_on_a_memory_reactor_fires_at_the_next_advance() -> None:
+    from framework.threads import deferToThreadPool
+
+    reactor = MemoryReactor()
+    results: list[Any] = []
+    d = deferToThreadPool(reactor, reactor.getThreadPool(), lambda: 6 * 7)
+    d.addCallback(results.append)
+    assert results == []  # the result comes back through callFromThread: a zero-delay timer
+    reactor.advance(0)
+    assert results == [42]
+
+    def fails() -> None:
+        raise ValueError("worker failed")
+
+    failures: list[Failure] = []
+    deferToThreadPool(reactor, reactor.getThreadPool(), fails).addErrback(failures.append)
+    reactor.advance(0)
+    assert failures and failures[0].check(ValueError)
+
+
+def test_memory_reactor_suggest_thread_pool_size() -> None:
+    reactor = MemoryReactor()
+    reactor.suggestThreadPoolSize(4)
+    assert reactor.threadPoolSize == 4
+    with pytest.raises(ValueError):
+        reactor.suggestThreadPoolSize(0)
+
+
+def test_memory_reactor_and_clock_provide_the_facets_at_run_time() -> None:
+    from framework import interfaces
+
+    facets = [interfaces.IReactorTime, interfaces.IReactorCore, interfaces.IReactorTCP,
+              interfaces.IReactorUNIX, interfaces.IReactorUDP, interfaces.IReactorThreads,
+              interfaces.IReactorFDSet]
+    reactor = MemoryReactor()
+    for facet in facets:
+        assert isinstance(reactor, facet), facet
+    assert isinstance(task.Clock(), interfaces.IReactorTime)
+    assert not isinstance(task.Clock(), interfaces.IReactorTCP)
+    assert isinstance(reactor.callLater(1, lambda: None), interfaces.IDelayedCall)
+    assert isinstance(reactor.getThreadPool(), interfaces.IThreadPool)

@@ -20,6 +20,11 @@ __all__ = ["TracingMiddleware", "register_deferred_middleware"]
 #: Frames from these files are the machinery, not the creator: skip them.
 _SKIP = (
     os.path.join("framework", "defer.py"),
+    os.path.join("framework", "_defer_core.py"),
+    os.path.join("framework", "_defer_shortcuts.py"),
+    os.path.join("framework", "_defer_coroutines.py"),
+    os.path.join("framework", "_defer_combinators.py"),
+    os.path.join("framework", "_defer_locks.py"),
     os.path.join("framework", "middleware.py"),
     os.path.join("middleware", "tracing.py"),
 )
