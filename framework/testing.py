@@ -293,8 +293,9 @@ class MemoryReactor(Clock):
     ``(address, factory, backlog, mode, wantPID)``, ``unixClients``
     ``(address, factory, timeout, checkPID)`` and ``udpServers``
     ``(port, protocol, interface, maxPacketSize)``, ``adoptedPorts``
-    ``(fileDescriptor, addressFamily, factory)``. ``connectors`` and ``ports`` hold what was
-    returned. A ``listen*`` call for a port that is in ``failListen`` raises
+    ``(fileDescriptor, addressFamily, factory)``, ``spawnedProcesses`` ``(processProtocol,
+    executable, args, env, path, uid, gid, usePTY, childFDs)``. ``connectors``, ``ports`` and
+    ``processes`` hold what was returned. A ``listen*`` call for a port that is in ``failListen`` raises
     ``CannotListenError``, to test error paths. ``callInThread`` runs the call at once through
     ``threadPool`` (a ``FakeThreadPool``); ``suggestThreadPoolSize`` records ``threadPoolSize``.
     """
@@ -314,6 +315,10 @@ class MemoryReactor(Clock):
         self.sslClients: list[tuple[Any, ...]] = []
         #: ``(fileDescriptor, addressFamily, factory)`` of each ``adoptStreamPort`` call.
         self.adoptedPorts: list[tuple[int, int, Any]] = []
+        #: ``(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs)`` of
+        #: each ``spawnProcess`` call; ``processes`` holds the ``MemoryProcess`` transports.
+        self.spawnedProcesses: list[tuple[Any, ...]] = []
+        self.processes: list[MemoryProcess] = []
         self.connectors: list[FakeConnector] = []
         self.ports: list[FakePort] = []
         self.failListen: set[Any] = set()
@@ -486,6 +491,18 @@ class MemoryReactor(Clock):
         self.ports.append(port)
         return port
 
+    def spawnProcess(self, processProtocol: Any, executable: str | bytes, args: Any = (),
+                     env: Any = None, path: str | None = None, uid: int | None = None,
+                     gid: int | None = None, usePTY: bool = False, childFDs: Any = None) -> MemoryProcess:
+        """Record the call and connect ``processProtocol`` to a ``MemoryProcess``; nothing runs.
+        The test plays the child: ``process.childData(1, b"...")``, ``process.exit(0)``."""
+        self.spawnedProcesses.append((processProtocol, executable, args, env, path, uid, gid,
+                                      usePTY, childFDs))
+        process = MemoryProcess(processProtocol, 1000 + len(self.processes))
+        self.processes.append(process)
+        processProtocol.makeConnection(process)
+        return process
+
     def _connect(self, address: _Address, factory: Any) -> FakeConnector:
         connector = FakeConnector(address, factory)
         self.connectors.append(connector)
@@ -493,6 +510,86 @@ class MemoryReactor(Clock):
         if started is not None:
             started(connector)
         return connector
+
+
+class MemoryProcess:
+    """The transport ``MemoryReactor.spawnProcess`` gives: records what the protocol does
+    (``written`` per child descriptor, ``closed`` descriptors, ``signals``) and lets the test
+    act as the child (``childData``, ``closeChild``, ``exit``)."""
+
+    def __init__(self, protocol: Any, pid: int) -> None:
+        self.proto = protocol
+        self.pid: int | None = pid
+        self.status: int | None = None
+        self.written: dict[int, bytes] = {}
+        self.closed: list[int] = []
+        self.signals: list[str | int] = []
+        self.lostConnection = False
+
+    def write(self, data: bytes) -> None:
+        self.writeToChild(0, data)
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        self.writeToChild(0, b"".join(data))
+
+    def writeToChild(self, childFD: int, data: bytes) -> None:
+        if not isinstance(data, bytes):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        self.written[childFD] = self.written.get(childFD, b"") + data
+
+    def closeChildFD(self, childFD: int) -> None:
+        if childFD not in self.closed:
+            self.closed.append(childFD)
+
+    def closeStdin(self) -> None:
+        self.closeChildFD(0)
+
+    def closeStdout(self) -> None:
+        self.closeChildFD(1)
+
+    def closeStderr(self) -> None:
+        self.closeChildFD(2)
+
+    def loseConnection(self) -> None:
+        self.lostConnection = True
+        for fd in (0, 1, 2):
+            self.closeChildFD(fd)
+
+    def signalProcess(self, signalID: str | int) -> None:
+        if self.pid is None:
+            raise error.ProcessExitedAlready("the process has already exited")
+        self.signals.append(signalID)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    # The test's side: what the child does.
+    def childData(self, childFD: int, data: bytes) -> None:
+        """The child wrote ``data`` on its descriptor ``childFD``."""
+        self.proto.childDataReceived(childFD, data)
+
+    def closeChild(self, childFD: int) -> None:
+        """The child closed its descriptor ``childFD``."""
+        self.proto.childConnectionLost(childFD)
+
+    def exit(self, code: int = 0, signal: int | None = None) -> None:
+        """The child exits (or is killed by ``signal``): ``processExited``, then
+        ``processEnded``, with Twisted's reasons."""
+        self.pid = None
+        if signal is not None:
+            self.status = signal
+            reason = Failure(error.ProcessTerminated(None, signal, signal))
+        elif code == 0:
+            self.status = 0
+            reason = Failure(error.ProcessDone(0))
+        else:
+            self.status = code << 8
+            reason = Failure(error.ProcessTerminated(code, None, code << 8))
+        self.proto.processExited(reason)
+        self.proto.processEnded(reason)
 
 
 #: Twisted's name for a memory reactor that is also a clock.

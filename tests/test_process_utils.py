@@ -133,3 +133,32 @@ def test_process_reasons_carry_twisteds_attributes() -> None:
     assert isinstance(killed, error.ConnectionLost)
     assert str(killed).endswith("process ended by signal 9.")
     assert str(error.ProcessTerminated(1, status=256)).endswith("process ended with exit code 1.")
+
+
+def test_memory_reactor_records_spawn_process_and_plays_the_child() -> None:
+    from framework.testing import MemoryReactor
+
+    reactor = MemoryReactor()
+    d = getProcessOutputAndValue("/bin/tool", ["-v"], env={"A": "1"}, path="/srv", reactor=reactor)
+    (call,) = reactor.spawnedProcesses
+    protocol, executable, args, env, path, uid, gid, usePTY, childFDs = call
+    assert (executable, args, env, path, uid, gid, usePTY, childFDs) == (
+        "/bin/tool", ("/bin/tool", "-v"), {"A": "1"}, "/srv", None, None, False, None)
+    process = reactor.processes[0]
+    assert protocol.transport is process and process.pid == 1000
+    process.childData(1, b"out")
+    process.childData(2, b"err")
+    process.exit(2)
+    assert _result(d) == (b"out", b"err", 2)
+    with pytest.raises(error.ProcessExitedAlready):
+        process.signalProcess("TERM")
+
+    class Writer(ProcessProtocol):
+        def connectionMade(self):
+            self.transport.write(b"input")
+            self.transport.closeStdin()
+            self.transport.signalProcess("HUP")
+
+    reactor.spawnProcess(Writer(), "/bin/cat", ["/bin/cat"])
+    process = reactor.processes[1]
+    assert process.written == {0: b"input"} and process.closed == [0] and process.signals == ["HUP"]
