@@ -5,6 +5,7 @@ Names and hierarchy follow ``twisted.internet.error`` so Twisted code ports by c
 
 from __future__ import annotations
 
+import errno as _errno
 import socket as _socket
 
 
@@ -234,8 +235,6 @@ class ReactorUnavailableError(PluginError):
 
 def getConnectError(e: BaseException | tuple[int, str]) -> ConnectError:
     """Map an ``OSError`` (or an ``(errno, message)`` pair) to the matching ``ConnectError``."""
-    import errno as _errno
-
     if isinstance(e, tuple):
         number, string = e
     elif isinstance(e, OSError):

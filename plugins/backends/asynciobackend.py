@@ -21,6 +21,7 @@ import threading
 from select import POLLIN, POLLOUT
 from typing import Any, Callable
 
+import framework
 from framework import hookimpl
 from framework.interfaces import Multiplexer
 
@@ -331,7 +332,7 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _new_uvloop() -> asyncio.AbstractEventLoop:
-    import uvloop  # type: ignore[import-not-found, unused-ignore]
+    import uvloop  # type: ignore[import-not-found, unused-ignore]  # reason: optional dependency
 
     return uvloop.new_event_loop()  # type: ignore[no-any-return]
 
@@ -345,7 +346,7 @@ class UVLoopMultiplexer(AsyncioMultiplexer):
 
 def _uvloop_available() -> bool | str:
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401  # reason: optional dependency, probed
     except ImportError as exc:
         return (f"uvloop is not installed ({exc}); install it with "
                 "'pip install reactor-framework[uvloop]'")
@@ -362,8 +363,6 @@ def get_event_loop(reactor: Any = None) -> asyncio.AbstractEventLoop:
     ``uvloop`` backend. Installs nothing.
     """
     if reactor is None:
-        import framework
-
         reactor = framework.installed_reactor()
         if reactor is None:
             raise RuntimeError("no reactor is installed: call framework.install_reactor('asyncio') "

@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any, Callable
 
+import framework
 from framework import hookimpl
 
 __all__ = ["DEFAULT_THRESHOLD", "SlowCallbacksMiddleware", "describe", "register_deferred_middleware"]
@@ -99,8 +100,6 @@ class SlowCallbacksMiddleware:
             self._reactor = reactor
 
     def _attach(self) -> None:
-        import framework
-
         reactor = framework.installed_reactor()
         if reactor is not None:
             self.reactor_installed(reactor)

@@ -23,6 +23,7 @@ import re
 from bisect import bisect_right
 from typing import Any
 
+import framework
 from framework import hookimpl
 from framework.basic import LineReceiver
 from framework.plugins import Option
@@ -199,8 +200,6 @@ class ChatFactory(Factory):
         if self.reactor is None:
             self.reactor = getattr(getattr(client, "transport", None), "reactor", None)
             if self.reactor is None:
-                import framework
-
                 self.reactor = framework.reactor
         return self.reactor
 

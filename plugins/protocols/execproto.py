@@ -178,7 +178,7 @@ class ExecProtocol(Protocol, IHalfCloseableProtocol):
             except Exception:
                 pass
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         process = self.process
         if process is None:
             return

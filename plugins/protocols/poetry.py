@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import framework
 from framework import hookimpl
 from framework.plugins import Option
 from framework.protocol import Factory, Protocol
@@ -121,9 +122,7 @@ class PoetryFactory(Factory):
 
     def clock(self) -> Any:
         if self.reactor is None:
-            from framework import reactor
-
-            self.reactor = reactor
+            self.reactor = framework.reactor
         return self.reactor
 
 
