@@ -19,6 +19,7 @@ because the run loop resumes generators itself (the ``_RESUME`` entries) and
 from __future__ import annotations
 
 import sys
+import traceback
 import types
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from contextvars import Context, copy_context
@@ -33,11 +34,13 @@ from framework._defer_support import (
     _SKIP,
     _awaitInLoop,
     _callbackFailure,
+    _DebugInfo,
     _cancelledToTimedOutError,
     _checkCallable,
     _log,
     _returnArg,
     _Unhandled,
+    _warnCircular,
     passthru,
 )
 from framework.failure import Failure
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
     from framework.interfaces import IReactorTime
 
-__all__ = ["Deferred"]
+__all__ = ["Deferred", "getDebugging", "setDebugging"]
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
@@ -57,6 +60,22 @@ _P = ParamSpec("_P")
 # check to one global load and one truth test.
 _mw_active = _middleware._active
 _mw_created = _middleware._created
+
+# Debug mode (``setDebugging``): new Deferreds record where they were created and first fired.
+_debugging = False
+
+
+def setDebugging(on: bool) -> None:
+    """Turn Deferred debugging on or off: Deferreds created while it is on record their
+    creation and first-invocation stacks, shown by ``AlreadyCalledError`` and in the log
+    line of an unhandled error. Off (the default), it costs nothing."""
+    global _debugging
+    _debugging = bool(on)
+
+
+def getDebugging() -> bool:
+    """Whether Deferred debugging is on."""
+    return _debugging
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,6 +103,7 @@ class Deferred(Generic[_T]):
         "_chainedTo",
         "_unhandled",
         "_creator",
+        "_debugInfo",
         "__weakref__",
     )
 
@@ -97,6 +117,7 @@ class Deferred(Generic[_T]):
     _chainedTo: Deferred[Any] | None
     _unhandled: _Unhandled | None
     _creator: str | None
+    _debugInfo: _DebugInfo | None
 
     def __init__(self, canceller: Callable[[Deferred[Any]], None] | None = None) -> None:
         """``canceller(d)``, if given, is called by ``cancel()`` to abort the underlying work."""
@@ -111,6 +132,7 @@ class Deferred(Generic[_T]):
         self._chainedTo = None
         self._unhandled = None
         self._creator = None
+        self._debugInfo = _DebugInfo(traceback.format_stack()[:-1]) if _debugging else None
         if _mw_created:
             _middleware.created(self)
 
@@ -301,8 +323,23 @@ class Deferred(Generic[_T]):
                 "(d2.chainDeferred(d) or d.addCallback(lambda _: d2))"
             )
         self.called = True
+        self._canceller = None  # nothing to cancel any more: no cycle through it either
+        if self._debugInfo is not None:
+            self._debugInfo.invoker = traceback.format_stack()[:-1]
         self.result = result
         self._runCallbacks()
+
+    @property
+    def debug(self) -> bool:
+        """Whether this Deferred records debug information (see ``setDebugging``)."""
+        return self._debugInfo is not None
+
+    @debug.setter
+    def debug(self, on: bool) -> None:
+        if not on:
+            self._debugInfo = None
+        elif self._debugInfo is None:
+            self._debugInfo = _DebugInfo(None)
 
     def errback(self, fail: Failure | BaseException | None = None) -> None:
         """Fire the failure chain with ``fail``.
@@ -318,6 +355,9 @@ class Deferred(Generic[_T]):
             self._alreadyCalled()
             return
         self.called = True
+        self._canceller = None
+        if self._debugInfo is not None:
+            self._debugInfo.invoker = traceback.format_stack()[:-1]
         self.result = fail
         self._runCallbacks()
 
@@ -326,7 +366,10 @@ class Deferred(Generic[_T]):
             # The first result after a cancel without a canceller is dropped, once.
             self._suppressAlreadyCalled = False
             return
-        raise AlreadyCalledError(f"{self!r} has already been fired")
+        message = f"{self!r} has already been fired"
+        if self._debugInfo is not None:
+            message += "\n" + self._debugInfo.format()
+        raise AlreadyCalledError(message)
 
     # -- pausing and cancelling --------------------------------------------------------------
 
@@ -439,6 +482,7 @@ class Deferred(Generic[_T]):
                                         f"chainDeferred target {cb!r} has already been fired"))
                                 continue
                             cb.called = True
+                            cb._canceller = None
                             cb.result = result
                             result = None
                             nxt = cb
@@ -452,8 +496,12 @@ class Deferred(Generic[_T]):
                         if isinstance(result, Deferred):
                             inner = result
                             if inner is current:
-                                result = Failure(TypeError(
-                                    f"callback {cb!r} returned the Deferred it was added to"))
+                                try:  # Twisted's warning (an error if filtered so), then ours
+                                    _warnCircular(cb)
+                                    result = Failure(TypeError(
+                                        f"callback {cb!r} returned the Deferred it was added to"))
+                                except BaseException:
+                                    result = _callbackFailure()
                             elif (inner.called and not inner.paused and not inner.callbacks
                                   and not inner._runningCallbacks):
                                 # Already fired: take its result now.
@@ -500,11 +548,14 @@ class Deferred(Generic[_T]):
     def _setUnhandled(self, failure: Failure) -> None:
         """The chain ended in ``failure``: log it if it is still unhandled at collection."""
         unhandled = self._unhandled
+        creator = self._creator
+        if self._debugInfo is not None:
+            creator = f"(debug: {self._debugInfo.format().rstrip()})"
         if unhandled is None:
-            self._unhandled = _Unhandled(failure, self._creator)
+            self._unhandled = _Unhandled(failure, creator)
         else:
             unhandled.failure = failure
-            unhandled.creator = self._creator
+            unhandled.creator = creator
 
     # -- awaiting ----------------------------------------------------------------------------
 

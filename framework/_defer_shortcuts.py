@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
 from framework import middleware as _middleware
+from framework import _defer_core as _core
 from framework._defer_core import Deferred
 from framework.failure import Failure
 
@@ -26,6 +27,10 @@ def succeed(result: _T) -> Deferred[_T]:
     """A Deferred that has already fired with ``result``."""
     if isinstance(result, Deferred):
         raise TypeError("succeed() was given a Deferred; return it directly instead")
+    if _core._debugging:  # debug mode: the full __init__ records where it was made and fired
+        fired: Deferred[_T] = Deferred()
+        fired.callback(result)
+        return fired
     # Deferred.__init__ inlined: succeed() is on the hot path of code awaiting fired results.
     d: Deferred[_T] = _newObject(Deferred)
     d.callbacks = []
@@ -38,6 +43,7 @@ def succeed(result: _T) -> Deferred[_T]:
     d._chainedTo = None
     d._unhandled = None
     d._creator = None
+    d._debugInfo = None
     if _mw_created:
         _middleware.created(d)
     return d

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -74,7 +75,12 @@ class _Unhandled:
 
 
 def _logUnhandled(failure: Failure, creator: str | None) -> None:
-    where = f"\nDeferred created at:\n{creator.rstrip()}" if creator else ""
+    if not creator:
+        where = ""
+    elif creator.startswith("(debug:"):  # debug mode: creation and invocation stacks
+        where = f" {creator}"
+    else:
+        where = f"\nDeferred created at:\n{creator.rstrip()}"
     if failure.tb is not None or failure.value.__traceback__ is not None:
         _log.error(
             "Unhandled error in Deferred:%s",
@@ -162,3 +168,35 @@ def _awaitInLoop(d: Deferred[Any], loop: asyncio.AbstractEventLoop) -> Generator
         return (yield d)
     return future.result()
 
+
+class _DebugInfo:
+    """The creation and first-invocation stacks of one Deferred (debug mode)."""
+
+    __slots__ = ("creator", "invoker")
+
+    def __init__(self, creator: list[str] | None) -> None:
+        self.creator = creator
+        self.invoker: list[str] | None = None
+
+    def format(self) -> str:
+        """Lines prefixed `` C:`` (creation) and `` I:`` (first invocation), as Twisted's."""
+        info = ""
+        if self.creator is not None:
+            info += " C: Deferred was created:\n C:" + "".join(self.creator).rstrip().replace("\n", "\n C:") + "\n"
+        if self.invoker is not None:
+            info += " I: First Invoker was:\n I:" + "".join(self.invoker).rstrip().replace("\n", "\n I:") + "\n"
+        return info
+
+
+def _warnCircular(callback: Any) -> None:
+    """Twisted's DeprecationWarning for a callback returning its own Deferred, attributed to
+    the callback's own source line."""
+    code = getattr(callback, "__code__", None)
+    message = ("Callback returned the Deferred it was attached to; this breaks the callback "
+               "chain and will raise an exception in the future.")
+    if code is None:
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        return
+    module = getattr(callback, "__module__", None) or "<unknown>"
+    warnings.warn_explicit(message, DeprecationWarning, code.co_filename, code.co_firstlineno,
+                           module=module)

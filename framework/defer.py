@@ -21,7 +21,7 @@ Everything logs on the logger ``framework.defer``.
 from __future__ import annotations
 
 from framework._defer_combinators import FAILURE, SUCCESS, DeferredList, gatherResults, race
-from framework._defer_core import Deferred
+from framework._defer_core import Deferred, getDebugging, setDebugging
 from framework._defer_coroutines import ensureDeferred, inlineCallbacks, returnValue
 from framework._defer_errors import (
     AlreadyCalledError,
@@ -39,6 +39,8 @@ from framework._defer_shortcuts import execute, fail, maybeDeferred, succeed
 from framework._defer_support import logError, passthru
 
 __all__ = [
+    "getDebugging",
+    "setDebugging",
     "AlreadyCalledError",
     "AlreadyTryingToLockError",
     "CancelledError",

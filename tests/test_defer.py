@@ -402,7 +402,8 @@ class TestNesting:
     def test_returning_itself_is_an_error(self) -> None:
         d: Deferred[Any] = Deferred()
         d.addCallback(lambda _: d)
-        d.callback(None)
+        with pytest.warns(DeprecationWarning, match="Callback returned the Deferred it was attached to"):
+            d.callback(None)
         f = failure_of(d)
         assert f.check(TypeError) and "returned the Deferred it was added to" in f.getErrorMessage()
 
@@ -575,7 +576,8 @@ class TestAddingToFiredDeferreds:
 
     def test_returns_itself(self) -> None:
         d = succeed(1)
-        d.addCallback(lambda _: d)
+        with pytest.warns(DeprecationWarning, match="Callback returned the Deferred it was attached to"):
+            d.addCallback(lambda _: d)
         assert failure_of(d).check(TypeError)
 
     def test_raises_then_unhandled(self, defer_log: pytest.LogCaptureFixture) -> None:
@@ -1933,3 +1935,112 @@ def test_awaiting_while_asyncio_is_half_imported_finds_no_loop(monkeypatch: pyte
     getter = _defer_core._cacheGetRunningLoop()
     assert getter() is None
     assert _defer_core._getRunningLoop is None  # nothing cached: asked again next time
+
+
+# --- debug mode, canceller release, circular callbacks (Twisted's behaviour) -----------------
+
+
+@pytest.fixture
+def debugging():
+    from framework import defer
+
+    was = defer.getDebugging()
+    defer.setDebugging(True)
+    yield
+    defer.setDebugging(was)
+
+
+def _first_fire(d: Deferred[Any]) -> None:
+    d.callback("first")
+
+
+def _second_fire(d: Deferred[Any]) -> None:
+    d.callback("second")
+
+
+def test_debug_mode_puts_creation_and_first_invocation_in_already_called(debugging) -> None:
+    from framework import defer
+
+    assert defer.getDebugging() is True
+    d: Deferred[Any] = Deferred()
+    assert d.debug
+    _first_fire(d)
+    with pytest.raises(defer.AlreadyCalledError) as info:
+        _second_fire(d)
+    lines = str(info.value).splitlines()
+    creator = [line for line in lines if line.startswith(" C:")]
+    invoker = [line for line in lines if line.startswith(" I:")]
+    assert any(line.endswith(" test_debug_mode_puts_creation_and_first_invocation_in_already_called")
+               for line in creator)
+    assert any(line.endswith(" _first_fire") for line in invoker)
+    assert not any(line.endswith(" _second_fire") for line in lines)
+
+
+def test_without_debug_mode_nothing_is_recorded() -> None:
+    from framework import defer
+
+    assert defer.getDebugging() is False
+    d: Deferred[Any] = Deferred()
+    assert not d.debug and d._debugInfo is None
+    d.callback(1)
+    with pytest.raises(defer.AlreadyCalledError) as info:
+        d.callback(2)
+    assert " C:" not in str(info.value) and " I:" not in str(info.value)
+    d.debug = True  # per Deferred, as in Twisted
+    assert d.debug
+
+
+def test_debug_info_in_the_unhandled_error_log(debugging, defer_log: pytest.LogCaptureFixture) -> None:
+    def doit() -> None:
+        d: Deferred[int] = Deferred()
+        d.addCallback(lambda x: 1 // 0)
+        d.callback(1)
+
+    doit()
+    gc.collect()
+    assert "Unhandled error in Deferred: (debug:  C: Deferred was created:" in defer_log.text
+    assert " I: First Invoker was:" in defer_log.text and "ZeroDivisionError" in defer_log.text
+
+
+def test_succeed_in_debug_mode_records_too(debugging) -> None:
+    from framework import defer
+
+    d = succeed(1)
+    assert d.debug and d._debugInfo is not None and d._debugInfo.invoker
+    with pytest.raises(defer.AlreadyCalledError, match=" I: First Invoker was"):
+        d.callback(2)
+
+
+@pytest.mark.parametrize("fire", ["callback", "errback"])
+def test_the_canceller_is_released_once_fired(fire: str) -> None:
+    import weakref
+
+    class Canceller:
+        deferred: Any = None
+
+        def __call__(self, d: Any) -> None:
+            pass
+
+    canceller = Canceller()
+    watch = weakref.ref(canceller)
+    d: Deferred[Any] = Deferred(canceller)
+    canceller.deferred = d  # a cycle through the canceller
+    watch_d = weakref.ref(d)
+    if fire == "callback":
+        d.callback(None)
+    else:
+        d.errback(ValueError("x"))
+        d.addErrback(lambda f: None)
+    del d, canceller
+    assert watch() is None and watch_d() is None  # freed by reference counting, no gc needed
+
+
+def test_a_circular_callback_warning_turned_into_an_error_is_the_failure() -> None:
+    import warnings as _warnings
+
+    d: Deferred[Any] = Deferred()
+    d.addCallback(lambda _: d)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error", DeprecationWarning)
+        d.callback("foo")
+    assert failure_of(d).check(DeprecationWarning)
