@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any
+from typing import IO, Any, Callable
 
+from framework.defer import Deferred
+from framework.interfaces import IPullProducer
 from framework.protocol import Protocol
 
 __all__ = [
+    "FileSender",
     "IncompleteNetstring",
     "Int8StringReceiver",
     "Int16StringReceiver",
@@ -564,3 +567,51 @@ class NetstringReceiver(Protocol, _PauseableMixin):
                 else:
                     self._buf = bytearray(rest)
             self._need = need
+
+
+class FileSender(IPullProducer):
+    """Sends a file to a consumer (a transport) as a pull producer: one ``CHUNK_SIZE`` read
+    each time the consumer asks for more, so a slow peer never makes us read ahead.
+
+    ``beginFileTransfer(file, consumer, transform=None)`` returns a Deferred that fires with
+    the last byte sent (``b""`` for an empty file) once the file is exhausted, or fails if the
+    consumer stops the transfer first. ``transform(chunk)`` may rewrite each chunk.
+    """
+
+    CHUNK_SIZE = 2 ** 14
+
+    lastSent = b""
+    deferred: Deferred[bytes] | None = None
+    file: IO[bytes] | None = None
+
+    def beginFileTransfer(self, file: IO[bytes], consumer: Any,
+                          transform: Callable[[bytes], bytes] | None = None) -> Deferred[bytes]:
+        self.file = file
+        self.consumer = consumer
+        self.transform = transform
+        deferred: Deferred[bytes] = Deferred()
+        self.deferred = deferred
+        consumer.registerProducer(self, False)
+        return deferred
+
+    def resumeProducing(self) -> None:
+        chunk = self.file.read(self.CHUNK_SIZE) if self.file is not None else b""
+        if not chunk:
+            self.file = None
+            self.consumer.unregisterProducer()
+            if self.deferred is not None:
+                deferred, self.deferred = self.deferred, None
+                deferred.callback(self.lastSent)
+            return
+        if self.transform is not None:
+            chunk = self.transform(chunk)
+        self.consumer.write(chunk)
+        self.lastSent = chunk[-1:]
+
+    def pauseProducing(self) -> None:
+        """A pull producer is only asked, never paused."""
+
+    def stopProducing(self) -> None:
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            deferred.errback(Exception("Consumer asked us to stop producing"))

@@ -45,6 +45,7 @@ __all__ = [
     "FakeThreadPool",
     "MemoryReactor",
     "MemoryReactorClock",
+    "StringIOWithoutClosing",
     "StringTransport",
     "StringTransportWithDisconnection",
 ]
@@ -590,6 +591,14 @@ class MemoryProcess:
             reason = Failure(error.ProcessTerminated(code, None, code << 8))
         self.proto.processExited(reason)
         self.proto.processEnded(reason)
+
+
+class StringIOWithoutClosing(io.BytesIO):
+    """A ``BytesIO`` whose ``close()`` does nothing, so a test can read what was written after
+    the code under test closed it (Twisted's ``proto_helpers.StringIOWithoutClosing``)."""
+
+    def close(self) -> None:
+        pass
 
 
 #: Twisted's name for a memory reactor that is also a clock.

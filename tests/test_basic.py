@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any
 
@@ -664,3 +665,109 @@ def test_self_overlapping_delimiters_any_chunking(stream: bytes, delimiter: byte
         assert reference[0] == [("line", x) for x in stream.split(delimiter)[:-1]]
         assert run(cls, chunked(stream, cuts)) == reference
         assert run(cls, ones(stream)) == reference
+
+
+# --- FileSender (a pull producer reading a file) ---------------------------------------------
+
+
+def test_file_sender_sends_the_file_in_chunks_as_the_consumer_asks() -> None:
+    import io
+
+    from framework.basic import FileSender
+    from framework.testing import StringTransport
+
+    data = bytes(range(256)) * 200  # 51,200 bytes: 4 chunks of 16 KiB
+    transport = StringTransport()
+    sender = FileSender()
+    done = sender.beginFileTransfer(io.BytesIO(data), transport)
+    assert transport.producer is sender and transport.streaming is False
+    reads = 0
+    while transport.producer is not None:
+        sender.resumeProducing()
+        reads += 1
+    assert transport.value() == data and reads == 5  # 4 chunks, then the end
+    results: list[bytes] = []
+    done.addCallback(results.append)
+    assert results == [data[-1:]]
+
+
+def test_file_sender_transform_and_stop() -> None:
+    import io
+
+    from framework.basic import FileSender
+    from framework.failure import Failure
+    from framework.testing import StringTransport
+
+    transport = StringTransport()
+    sender = FileSender()
+    sender.beginFileTransfer(io.BytesIO(b"abc"), transport, transform=bytes.upper)
+    sender.resumeProducing()
+    assert transport.value() == b"ABC"
+
+    stopped = FileSender().beginFileTransfer(io.BytesIO(b"x" * 100_000), StringTransport())
+    outcome: list[object] = []
+    stopped.addBoth(outcome.append)
+    assert not outcome
+
+
+def test_file_sender_stopped_by_the_consumer_fails_its_deferred() -> None:
+    import io
+
+    from framework.basic import FileSender
+    from framework.failure import Failure
+    from framework.testing import StringTransport
+
+    sender = FileSender()
+    d = sender.beginFileTransfer(io.BytesIO(b"x" * 100_000), StringTransport())
+    sender.stopProducing()
+    outcome: list[object] = []
+    d.addBoth(outcome.append)
+    assert isinstance(outcome[0], Failure) and "asked us to stop" in outcome[0].getErrorMessage()
+
+
+def test_string_io_without_closing_keeps_its_content() -> None:
+    from framework.testing import StringIOWithoutClosing
+
+    f = StringIOWithoutClosing()
+    f.write(b"kept")
+    f.close()
+    assert f.getvalue() == b"kept"
+
+
+def test_file_sender_over_a_real_connection(reactor, tmp_path) -> None:
+    from framework.basic import FileSender
+    from framework.defer import Deferred
+    from framework.protocol import ClientCreator, Factory, Protocol
+    from util import run_until, run_until_true
+
+    payload = os.urandom(1 << 20)
+    path = tmp_path / "blob"
+    path.write_bytes(payload)
+
+    class Serve(Protocol):
+        def connectionMade(self) -> None:
+            self.f = open(path, "rb")
+            FileSender().beginFileTransfer(self.f, self.transport).addCallback(self.sent)
+
+        def sent(self, last: bytes) -> None:
+            self.f.close()
+            self.transport.loseConnection()
+
+    class Collect(Protocol):
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+            self.done: Deferred[bytes] = Deferred()
+
+        def dataReceived(self, data: bytes) -> None:
+            self.chunks.append(data)
+
+        def connectionLost(self, reason=None) -> None:
+            self.done.callback(b"".join(self.chunks))
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Serve), interface="127.0.0.1")
+    try:
+        client = run_until(reactor, ClientCreator(reactor, Collect).connectTCP("127.0.0.1", port.getHost().port))
+        assert run_until(reactor, client.done) == payload
+    finally:
+        run_until(reactor, port.stopListening())
+        run_until_true(reactor, lambda: not reactor.getReaders() and not reactor.getWriters())
