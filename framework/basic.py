@@ -339,11 +339,33 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
     _need = 0
     _busy = False
     _broken = False
+    # While the parse loop runs: the data it parses and where the next string starts, so that
+    # ``recvd`` can show (and replace) what is left after the string being delivered.
+    _data: bytes = b""
+    _pos = 0
+    _replaced = False
 
     def pending_message_bytes(self) -> int:
         """Bytes of an incomplete string held so far (0 between messages); message deadlines
         (``framework.policies``) start when this becomes non-zero."""
         return 0 if self._broken else len(self._buf)
+
+    @property
+    def recvd(self) -> bytes:
+        """The bytes received and not parsed yet (Twisted's attribute): inside
+        ``stringReceived``, everything after the current string. Assigning it replaces them,
+        e.g. to hand the rest of the stream to another protocol (protocol switching)."""
+        if self._busy:
+            return self._data[self._pos:] + bytes(self._buf)
+        return bytes(self._buf)
+
+    @recvd.setter
+    def recvd(self, data: bytes) -> None:
+        if self._busy:
+            self._data = b""
+            self._pos = 0
+            self._replaced = True
+        self._buf = bytearray(data) if data else b""
 
     def stringReceived(self, string: bytes) -> Any:
         """Override to handle one complete string."""
@@ -386,10 +408,11 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
             if len(data) >= pl:
                 length = struct.unpack_from(self.structFormat, data)[0]
                 if length + pl == len(data) and length <= self.MAX_LENGTH:
-                    # Exactly one complete string: no bookkeeping needed.
+                    # Exactly one complete string: no bookkeeping needed (recvd is empty).
                     return self.stringReceived(data[pl:])
 
         self._busy = True
+        self._data = data
         fmt = self.structFormat
         pl = self.prefixLength
         unpack_from = struct.unpack_from
@@ -398,10 +421,18 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
         need = 0
         try:
             while not self.paused:
+                if self._replaced:
+                    # stringReceived assigned recvd: parse what it holds now instead.
+                    self._replaced = False
+                    data = self._data = bytes(self._buf)
+                    self._buf = b""
+                    pos = 0
+                    n = len(data)
+                    continue
                 if n - pos < pl or self._buf:
                     if self._buf:
                         # Data arrived re-entrantly: append it and go on.
-                        data = data[pos:] + self._buf
+                        data = self._data = data[pos:] + self._buf
                         self._buf = b""
                         pos = 0
                         n = len(data)
@@ -410,19 +441,29 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
                     break
                 length = unpack_from(fmt, data, pos)[0]
                 if length > self.MAX_LENGTH:
+                    self._pos = pos  # recvd: the whole unparsed rest, prefix included
                     self._broken = True
-                    pos = n
-                    return self.lengthLimitExceeded(length)
+                    try:
+                        return self.lengthLimitExceeded(length)
+                    finally:
+                        pos = n
                 start = pos + pl
                 end = start + length
                 if end > n:
                     need = pl + length
                     break
-                pos = end
+                pos = self._pos = end
                 self.stringReceived(data[start:end])
+            if self._replaced:  # recvd assigned by the last string before a pause
+                self._replaced = False
+                data = bytes(self._buf)
+                self._buf = b""
+                pos = 0
+                n = len(data)
             return None
         finally:
             self._busy = False
+            self._data = b""
             if self._broken:
                 self._buf = b""
             elif pos < n:

@@ -771,3 +771,60 @@ def test_file_sender_over_a_real_connection(reactor, tmp_path) -> None:
     finally:
         run_until(reactor, port.stopListening())
         run_until_true(reactor, lambda: not reactor.getReaders() and not reactor.getWriters())
+
+
+# --- IntNStringReceiver.recvd: the unparsed rest, readable and replaceable ----------------
+
+
+@pytest.mark.parametrize("cls", [basic.Int32StringReceiver, basic.Int16StringReceiver, basic.Int8StringReceiver])
+def test_recvd_holds_what_follows_the_current_string(cls) -> None:
+    proto = cls()
+    seen: list[bytes] = []
+    proto.stringReceived = lambda s: seen.append(proto.recvd)  # type: ignore[method-assign]
+    whole = struct.pack(proto.structFormat, 3) + b"aaa"
+    partial = struct.pack(proto.structFormat, 3) + b"bb"
+    proto.dataReceived(whole + partial)
+    assert seen == [partial] and proto.recvd == partial
+
+
+@pytest.mark.parametrize("cls", [basic.Int32StringReceiver, basic.Int16StringReceiver])
+def test_assigning_recvd_replaces_the_rest(cls) -> None:
+    proto = cls()
+    got: list[bytes] = []
+    other = struct.pack(proto.structFormat, 1) + b"c"
+
+    def received(s: bytes) -> None:
+        if not got:
+            proto.recvd = other
+        got.append(s)
+
+    proto.stringReceived = received  # type: ignore[method-assign]
+    msg = lambda p: struct.pack(proto.structFormat, len(p)) + p  # noqa: E731
+    proto.dataReceived(msg(b"a") + msg(b"b"))
+    assert got == [b"a", b"c"]
+
+
+def test_protocol_switching_by_consuming_recvd() -> None:
+    proto = basic.Int32StringReceiver()
+    switch = b"\x00\x00\x00\x00"
+    strings = [b"one", b"two", b"three"]
+    got: list[bytes] = []
+
+    def received(s: bytes) -> None:
+        got.append(s)
+        proto.recvd = proto.recvd[len(switch):]  # the next 4 bytes belong to someone else
+
+    proto.stringReceived = received  # type: ignore[method-assign]
+    proto.dataReceived(b"".join(struct.pack("!I", len(s)) + s + switch for s in strings))
+    proto.dataReceived(b"\x01")
+    assert got == strings and proto.recvd == b"\x01"
+
+
+def test_recvd_in_length_limit_exceeded_is_the_whole_message() -> None:
+    proto = basic.Int32StringReceiver()
+    proto.MAX_LENGTH = 3
+    seen: list[object] = []
+    proto.lengthLimitExceeded = lambda n: seen.extend([n, proto.recvd])  # type: ignore[method-assign]
+    message = struct.pack("!I", 8) + b"too long"
+    proto.dataReceived(message)
+    assert seen == [8, message]
