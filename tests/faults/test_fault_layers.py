@@ -211,3 +211,28 @@ def test_1_the_message_deadline_still_sees_the_plaintext_under_layers(
         p.wait_stderr("message incomplete after 1.0 s")
     finally:
         p.close()
+
+
+def test_1_clients_beyond_the_limit_wait_in_the_backlog_and_are_served(server: Any) -> None:
+    """At the limit, newcomers that send their header wait in the backlog, then are served
+    once a slot frees: they are not accepted and closed."""
+    p = server("--proxy-protocol", "--max-connections", "2")
+    port = p.tcp_port()
+    # All three connect before any sends its header (the case that used to be accepted, then
+    # refused once the header arrived).
+    first, second, third = (socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3))
+    for s, source in ((first, "192.0.2.1"), (second, "192.0.2.2"), (third, "192.0.2.3")):
+        s.sendall(f"PROXY TCP4 {source} 127.0.0.1 40000 {port}\r\n".encode())
+    assert _echoes(first) and _echoes(second)
+    try:
+        third.settimeout(0.5)
+        third.sendall(b"ping")
+        with pytest.raises(socket.timeout):
+            third.recv(4)  # not accepted yet: it waits in the backlog (not closed)
+        first.close()  # a slot frees: the third is accepted and served
+        third.settimeout(10)
+        assert third.recv(4) == b"ping"
+        assert not p.poll_stderr("refusing")
+    finally:
+        for s in (first, second, third):
+            s.close()
