@@ -14,40 +14,38 @@ seconds; a second signal aborts them at once. Either way the exit status is 0.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import signal
-import socket
 import sys
 import traceback
-from collections import deque
 from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import framework
-from framework import error
-from framework.address import format_address, isIPAddress, isIPv6Address
-from framework.policies import PolicyFactory, supports_message_timeout
+from framework import error, plugins, supervisor
+from framework.address import isIPAddress, isIPv6Address
+from framework.serving import (
+    DEFAULT_GRACE,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_INTERFACE,
+    DEFAULT_PORT,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    PROG,
+    RuntimeFailure,
+    ServeConfig,
+    ServeFactory,
+    Server,
+    UsageError,
+    serve,
+)
 
-__all__ = ["ServeFactory", "Server", "main"]
+__all__ = ["RuntimeFailure", "ServeFactory", "Server", "UsageError", "build_parser", "config_from_args", "main"]
 
-PROG = "reactor-serve"
-DEFAULT_PORT = 8000
-DEFAULT_INTERFACE = "127.0.0.1"
-DEFAULT_GRACE = 10.0
-DEFAULT_BACKLOG = socket.SOMAXCONN
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("framework.cli")
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit status 2."""
-
-
-class RuntimeFailure(Exception):
-    """The input was fine but serving failed (busy port, permission...): exit status 1."""
 
 
 class _Once(argparse.Action):
@@ -211,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="framing protocols: close a connection whose line or frame stays incomplete this long",
     )
     p.add_argument(
+        "--handshake-timeout",
+        type=_number(float, "seconds", 0, True, MAX_SECONDS),
+        metavar="SECONDS",
+        help=f"with --proxy-protocol or --tls-cert: close a connection whose PROXY header or TLS handshake "
+        f"is not complete this long after accept (default {DEFAULT_HANDSHAKE_TIMEOUT:g}, at most --idle-timeout)",
+    )
+    p.add_argument(
         "--max-connections",
         type=_number(int, "a connection count", 1, False),
         metavar="N",
@@ -322,112 +327,51 @@ def _run(args: argparse.Namespace) -> int:
         return _report(_print_list)
     if not args.protocol:
         raise UsageError("--protocol NAME is required (reactor-serve --list shows the protocols)")
-    from framework import plugins
-
     if args.help_options:
         entry = plugins.protocols().get(args.protocol)
         return _report(lambda out: _print_options(entry, out))
-    raw_options = _parse_options(args.option)
+    config = config_from_args(args)
+    if config.workers is not None:
+        return supervisor.run(config)
+    return serve(config)
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The :class:`framework.serving.ServeConfig` of parsed ``reactor-serve`` arguments."""
+    options = _parse_options(args.option)
     if args.reactor is not None and not args.reactor.strip():  # not silently the default
         names = ", ".join(plugins.reactors().names()) or "none"
         raise UsageError(f"--reactor needs a backend name, not {args.reactor!r} (available: {names})")
-    tls_options = _tls_options(args)  # a bad certificate/key fails here, before listening
-    if args.workers is not None:
-        from framework import supervisor
-
-        return supervisor.run(args, raw_options)
-
-    # The reactor first: no protocol plugin code may run before the backend is chosen.
-    reactor = _install_reactor(args.reactor)
-    for name in args.middleware:
-        _enable_middleware(name, reactor)
-    entry = plugins.protocols().get(args.protocol)
-    factory = entry.make_factory(raw_options)
-
-    descriptions = list(args.listen)
-    if not descriptions or args.port is not None or args.interface is not None:
-        port = args.port
-        if port is None:
-            port = entry.default_port if entry.default_port is not None else DEFAULT_PORT
-        interface = DEFAULT_INTERFACE if args.interface is None else args.interface
-        descriptions.insert(0, _tcp_description(port, interface))
-    endpoints = _adopted_endpoints(reactor) or [_endpoint(reactor, d) for d in descriptions]
-    if args.proxy_protocol:
-        from framework.proxyprotocol import proxyEndpoint
-
-        endpoints = [proxyEndpoint(e) for e in endpoints]
-    if tls_options is not None:
-        from framework.tls import wrapServerTLS
-
-        endpoints = [wrapServerTLS(tls_options, e) for e in endpoints]
-    message_timeout = args.message_timeout
-    if message_timeout is not None and not supports_message_timeout(factory):
-        log.warning(
-            "--message-timeout applies to framing (line or frame) protocols only; %r is not one: ignored",
-            args.protocol,
-        )
-        message_timeout = None
-    wrapper = ServeFactory(
-        factory,
-        reactor,
+    return ServeConfig(
+        protocol=args.protocol,
+        options=options,
+        listen=list(args.listen),
+        port=args.port,
+        interface=args.interface,
+        reactor=args.reactor,
+        middleware=list(args.middleware),
+        grace=args.grace,
         idle_timeout=args.idle_timeout,
-        message_timeout=message_timeout,
+        message_timeout=args.message_timeout,
+        handshake_timeout=args.handshake_timeout,
         max_connections=args.max_connections,
         max_connections_per_peer=args.max_connections_per_peer,
         max_write_buffer=args.max_write_buffer,
+        proxy_protocol=args.proxy_protocol,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        workers=args.workers,
+        argv=list(getattr(args, "argv", None) or []) or None,
     )
-    server = Server(reactor, wrapper, endpoints, grace=args.grace, protocol_name=entry.name)
-    return server.run()
 
 
 # --- pieces of _run ----------------------------------------------------------------------------
 
 
-def _tls_options(args: argparse.Namespace) -> Any:
-    """The server TLS context of ``--tls-cert``/``--tls-key``, or ``None`` without them."""
-    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
-    if cert is None:
-        if key is not None:
-            raise UsageError("--tls-key needs --tls-cert")
-        return None
-    from framework import tls
-
-    try:
-        context = tls.serverContext(cert, key)
-    except tls.TLSSetupError as e:
-        raise UsageError(str(e)) from None
-    log.info("TLS on: certificate %s", cert)
-    return tls.TLSOptions(context)
-
-
-
-def _install_reactor(name: str | None) -> Any:
-    try:
-        return framework.install_reactor(name)
-    except error.ReactorAlreadyInstalledError:
-        reactor = framework.installed_reactor()
-        if name and reactor is not None and reactor.backend_name != name:
-            raise RuntimeFailure(
-                f"reactor {reactor.backend_name!r} is already installed in this process; cannot use {name!r}"
-            ) from None
-        return reactor
-
-
-def _enable_middleware(name: str, reactor: Any) -> None:
-    from framework import middleware, plugins
-
-    middleware.enable(name)
-    # Middleware that also tunes the reactor (slow-callbacks) learns which one is in use.
-    hook = getattr(plugins.middlewares().get(name).middleware, "reactor_installed", None)
-    if callable(hook):
-        hook(reactor)
-
-
 def _parse_options(items: Iterable[str]) -> dict[str, str]:
     """``--option KEY=VALUE`` items as a dict; one option given twice is a usage error, also
     under two spellings (``max-line`` and ``max_line`` are the same option)."""
-    from framework.plugins import option_key
-
+    option_key = plugins.option_key
     options: dict[str, str] = {}
     spelled: dict[str, str] = {}
     for item in items:
@@ -444,36 +388,6 @@ def _parse_options(items: Iterable[str]) -> dict[str, str]:
     return options
 
 
-def _tcp_description(port: int, interface: str) -> str:
-    # A server should not leave a burst of clients in SYN retries: the kernel's maximum
-    # backlog rather than listenTCP's (Twisted's) default of 50.
-    if ":" in interface:
-        return f"tcp6:{port}:interface={interface.replace(':', chr(92) + ':')}:backlog={DEFAULT_BACKLOG}"
-    return f"tcp:{port}:interface={interface}:backlog={DEFAULT_BACKLOG}"
-
-
-def _endpoint(reactor: Any, description: str) -> Any:
-    from framework import endpoints
-
-    try:
-        return endpoints.serverFromString(reactor, description)
-    except (ValueError, TypeError, KeyError, error.PluginError) as e:
-        raise UsageError(f"bad --listen endpoint {description!r}: {error.describe_error(e)}") from None
-
-
-def _adopted_endpoints(reactor: Any) -> list[Any]:
-    """Endpoints for the sockets passed through ``LISTEN_FDS`` (systemd, ``--workers``)."""
-    from framework import systemd
-
-    try:
-        adopted = systemd.endpoints_from_environment(reactor)
-    except ValueError as e:
-        raise UsageError(f"socket activation: {error.describe_error(e)}") from None
-    if adopted:
-        log.debug("serving %d socket(s) passed through LISTEN_FDS", len(adopted))
-    return adopted
-
-
 # --- --list and --help-options -----------------------------------------------------------------
 
 
@@ -487,8 +401,6 @@ def _origin(entry: Any) -> str:
 
 
 def _print_list(out: Any) -> None:
-    from framework import plugins
-
     protocols = plugins.protocols()
     reactors = plugins.reactors()
     middlewares = plugins.middlewares()
@@ -538,270 +450,3 @@ def _print_options(entry: Any, out: Any) -> None:
     width = max(len(key) for key, _ in rows)
     for key, text in rows:
         print(f"  {key:<{width}}  {text}", file=out)
-
-
-# --- the serving machinery ---------------------------------------------------------------------
-
-
-class ServeFactory(PolicyFactory):
-    """The factory ``reactor-serve`` listens with: a :class:`framework.policies.PolicyFactory`
-    (timeouts, connection limits) whose ``connections``, ``accepting``, ``on_empty`` and
-    ``abort_all`` let :class:`Server` drain or abort on shutdown."""
-
-
-class Server:
-    """Listens on ``endpoints`` with ``factory``, runs the reactor, and handles the signals."""
-
-    def __init__(
-        self,
-        reactor: Any,
-        factory: ServeFactory,
-        endpoints: Sequence[Any],
-        *,
-        grace: float = DEFAULT_GRACE,
-        protocol_name: str = "",
-        out: Any = None,
-    ) -> None:
-        self.reactor = reactor
-        self.factory = factory
-        self.endpoints = list(endpoints)
-        self.grace = grace
-        self.protocol_name = protocol_name
-        self.out = out if out is not None else sys.stdout
-        self.ports: list[Any] = []
-        self.status = EXIT_OK
-        self.failure: BaseException | None = None
-        self.stopping = False
-        self.aborting = False
-        self._grace_call: Any = None
-        self._stop_scheduled = False
-        self._signals: deque[int] = deque()
-        self._waker: SignalWaker | None = None
-        self._old_handlers: dict[int, Any] = {}
-
-    def run(self) -> int:
-        self._install_signals()
-        try:
-            self.reactor.callWhenRunning(self._start)
-            self.reactor.run(installSignalHandlers=False)
-        finally:
-            self._restore_signals()
-        if self.failure is not None:
-            raise self.failure
-        return self.status
-
-    # startup
-
-    def _start(self) -> None:
-        try:
-            self._listen_all()
-        except BaseException as e:
-            self._startup_failed(e)
-
-    def _listen_all(self) -> None:
-        """Listen on every endpoint; report once all succeeded, or fail on the first error."""
-        results: list[Any] = [None] * len(self.endpoints)
-        pending = [len(self.endpoints)]
-
-        def done(port: Any, index: int) -> None:
-            results[index] = port
-            pending[0] -= 1
-            if self.failure is not None or self.stopping:
-                port.stopListening()
-            elif pending[0] == 0:
-                self._listening(results)
-
-        def failed(failure: Any) -> None:
-            pending[0] -= 1
-            if self.failure is None:
-                self.ports = [p for p in results if p is not None]
-                self._startup_failed(failure.value)
-
-        for index, endpoint in enumerate(self.endpoints):
-            if self.failure is not None:
-                break
-            d = endpoint.listen(self.factory)
-            d.addCallback(done, index)
-            d.addErrback(failed)
-
-    def _startup_failed(self, exc: BaseException) -> None:
-        socket_error = getattr(exc, "socketError", None)
-        if isinstance(socket_error, OSError) and socket_error.errno in (errno.EACCES, errno.EPERM):
-            exc = RuntimeFailure(f"{exc} (ports below 1024 need privileges: try --port 8000 or --port 0)")
-        self.failure = exc
-        for port in self.ports:
-            port.stopListening()
-        self.ports = []
-        self._stop_reactor()
-
-    def _listening(self, ports: list[Any]) -> None:
-        self.ports = list(ports)
-        self.factory.ports = self.ports
-        addresses = []
-        for port in self.ports:
-            address = port.getHost()
-            addresses.append(format_address(address))
-            if getattr(address, "host", None) in ("0.0.0.0", "::", ""):
-                log.warning(
-                    "listening on all interfaces (%s): reachable from other machines", format_address(address)
-                )
-        print(
-            f"{PROG}: serving {self.protocol_name} on {', '.join(addresses)} "
-            f"(reactor {self.reactor.backend_name})",
-            file=self.out,
-            flush=True,
-        )
-        from framework import systemd
-
-        systemd.notify("READY=1")  # systemd Type=notify; nothing without $NOTIFY_SOCKET
-        if self._signals:
-            self._handle_signals()
-
-    # signals: the handler only queues the number and wakes the reactor through a pipe
-
-    def _install_signals(self) -> None:
-        self._waker = SignalWaker(self._handle_signals)
-        self.reactor.addReader(self._waker)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
-            except ValueError:  # not the main thread: the caller handles signals
-                break
-
-    def _restore_signals(self) -> None:
-        for signum, handler in self._old_handlers.items():
-            signal.signal(signum, handler)
-        self._old_handlers.clear()
-        if self._waker is not None:
-            try:
-                self.reactor.removeReader(self._waker)
-            except Exception:
-                pass
-            self._waker.close()
-            self._waker = None
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
-        if self._waker is not None:
-            self._waker.wake()
-
-    def _handle_signals(self) -> None:
-        while self._signals:
-            signum = self._signals.popleft()
-            name = signal.Signals(signum).name
-            if not self.stopping:
-                self.shutdown(name)
-            elif not self.aborting:
-                log.warning("%s again: aborting %d open connection(s)", name, len(self.factory.connections))
-                self.abort()
-
-    # shutdown
-
-    def shutdown(self, why: str = "shutdown") -> None:
-        """Stop listening now; stop the reactor once every connection closed or the grace ends."""
-        if self.stopping:
-            return
-        self.stopping = True
-        self.factory.accepting = False
-        for port in self.ports:
-            self.factory.remove_port(port)
-            try:
-                port.stopListening()
-            except Exception:
-                log.debug("stopListening failed", exc_info=True)
-        open_count = len(self.factory.connections)
-        if not open_count:
-            log.info("%s: stopped listening; no open connections", why)
-            self._stop_reactor()
-            return
-        log.info(
-            "%s: stopped listening; waiting up to %g s for %d open connection(s) (signal again to abort)",
-            why,
-            self.grace,
-            open_count,
-        )
-        self.factory.on_empty = self._stop_reactor
-        self._grace_call = self.reactor.callLater(self.grace, self._grace_over)
-
-    def _grace_over(self) -> None:
-        self._grace_call = None
-        if self.factory.connections:
-            # Flush what is buffered; abort only the peers that do not read it within a second.
-            log.warning(
-                "grace period over: closing %d open connection(s); aborting those that do not read",
-                len(self.factory.connections),
-            )
-            self.factory.close_all()
-            self.reactor.callLater(1.0, self._flush_over)
-
-    def _flush_over(self) -> None:
-        if self.factory.connections and not self.aborting:
-            self.abort()
-
-    def abort(self) -> None:
-        """Abort every open connection and stop the reactor."""
-        self.aborting = True
-        self.stopping = True
-        self.factory.accepting = False
-        self.factory.on_empty = self._stop_reactor
-        self.factory.abort_all()
-        if not self.factory.connections:
-            self._stop_reactor()
-        else:
-            # connectionLost normally follows within an iteration; never hang on a stray one.
-            self.reactor.callLater(1.0, self._stop_reactor)
-
-    def _stop_reactor(self) -> None:
-        if self._stop_scheduled:
-            return
-        self._stop_scheduled = True
-        if self._grace_call is not None and self._grace_call.active():
-            self._grace_call.cancel()
-        self._grace_call = None
-        try:
-            self.reactor.stop()
-        except error.ReactorNotRunning:
-            pass
-
-
-class SignalWaker:
-    """A self-pipe the reactor reads: a signal handler queues its signal and calls ``wake()``
-    so the loop wakes at once; the reactor then calls ``handle()`` on its own thread.
-    Shared by ``reactor-serve`` and the ``--workers`` supervisor."""
-
-    def __init__(self, handle: Callable[[], None], name: str = "reactor-serve signals") -> None:
-        self.handle = handle
-        self.name = name
-        self.r, self.w = os.pipe()
-        os.set_blocking(self.r, False)
-        os.set_blocking(self.w, False)
-
-    def fileno(self) -> int:
-        return self.r
-
-    def wake(self) -> None:
-        try:
-            os.write(self.w, b"\0")
-        except OSError:  # the pipe is full: a wake-up is already pending
-            pass
-
-    def doRead(self) -> None:
-        try:
-            while os.read(self.r, 512):
-                pass
-        except OSError:
-            pass
-        self.handle()
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
-
-    def logPrefix(self) -> str:
-        return self.name
-
-    def close(self) -> None:
-        for fd in (self.r, self.w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass

@@ -24,21 +24,24 @@ on once) and get SIGTERM if the supervisor dies.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import framework
-from framework import error
-from framework.address import format_address, isIPv6Address
-from framework.cli import SignalWaker
+from framework import BACKEND_ENV, endpoints, error, plugins, systemd
+from framework.address import IPv4Address, IPv6Address, UNIXAddress, format_address, isIPv6Address
+from framework.eventloop import Reactor
+from framework.main import CONNECTION_DONE
+from framework.serving import STARTUP_PREFIX, RuntimeFailure, ServeConfig, SignalRouter, UsageError, check_tls
 
 __all__ = ["Supervisor", "run"]
 
@@ -55,7 +58,7 @@ READY_TIMEOUT = 30.0
 #: Seconds after the grace period before workers that have not exited are killed.
 KILL_AFTER_GRACE = 5.0
 
-_STARTUP_PREFIX = "reactor-serve: serving "
+_STARTUP_PREFIX = STARTUP_PREFIX
 _PR_SET_PDEATHSIG = 1
 
 
@@ -68,8 +71,6 @@ def _cpu_count() -> int:
 
 def check_platform() -> None:
     """Raise ``RuntimeFailure`` where ``--workers`` cannot work."""
-    from framework.cli import RuntimeFailure
-
     if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
         raise RuntimeFailure(
             f"--workers needs Linux (SO_REUSEPORT load balancing); this is {sys.platform}: "
@@ -104,45 +105,66 @@ class _Listener:
             self.path = None
 
 
-class _Recorder:
-    """A stand-in reactor: endpoints 'listen' on it, and it records what they asked for."""
-
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> tuple[Any, ...]:
-        return ("tcp", port, backlog, interface, factory)
-
-    def listenUNIX(
-        self, address: str | bytes, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
-    ) -> tuple[Any, ...]:
-        return ("unix", address, backlog, mode, factory)
-
-
-def _listen_spec(description: str) -> tuple[Any, ...]:
-    from framework import endpoints
-    from framework.cli import UsageError
-
+def _listen_spec(reactor: Any, description: str) -> tuple[Any, ...]:
+    """What a ``--listen`` description asks for: ``("tcp", port, backlog, interface)`` or
+    ``("unix", path, backlog, mode)``; other endpoints cannot be shared by the workers."""
     try:
-        endpoint = endpoints.serverFromString(_Recorder(), description)
+        endpoint = endpoints.serverFromString(reactor, description)  # validates every field
+        args, kwargs = endpoints.split_description(description)
     except (ValueError, TypeError, KeyError, error.PluginError) as e:
         raise UsageError(f"bad --listen endpoint {description!r}: {error.describe_error(e)}") from None
-    box: list[Any] = []
-    try:
-        endpoint.listen(None).addBoth(box.append)
-    except AttributeError:
-        box.append(None)
-    spec = box[0] if box else None
-    if not isinstance(spec, tuple):
-        raise UsageError(f"--workers can share tcp, tcp6 and unix listeners only, not {description!r}")
-    if spec[4] is not None:
+    prefix = args[0].strip().lower() if args else ""
+    if prefix in ("tcp", "tcp6") and isinstance(endpoint, endpoints.TCP4ServerEndpoint):
+        port = int(kwargs.get("port", args[1] if len(args) > 1 else "0"))
+        backlog = int(kwargs.get("backlog", "50"))
+        interface = kwargs.get("interface", "::" if prefix == "tcp6" else "")
+        return ("tcp", port, backlog, interface)
+    if prefix == "unix" and isinstance(endpoint, endpoints.UNIXServerEndpoint):
+        path = kwargs.get("address", args[1] if len(args) > 1 else "")
+        if path.startswith("@"):
+            path = "\0" + path[1:]
+        return ("unix", path, int(kwargs.get("backlog", "50")), int(kwargs.get("mode", "666"), 8))
+    if prefix in ("haproxy", "tls", "ssl"):
         raise UsageError(
             f"--workers cannot share the wrapped listener {description!r}: "
-            "use a plain endpoint (and --proxy-protocol for a PROXY header)"
+            "use a plain endpoint (and --proxy-protocol for a PROXY header, --tls-cert for TLS)"
         )
-    return spec
+    raise UsageError(f"--workers can share tcp, tcp6 and unix listeners only, not {description!r}")
+
+
+def _address(sock: socket.socket) -> Any:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return UNIXAddress(name or None)
+    if sock.family == socket.AF_INET6:
+        return IPv6Address("TCP", name[0], name[1], name[2], name[3])
+    return IPv4Address("TCP", name[0], name[1])
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a UNIX socket file nobody listens on (a live listener or a non-socket stays)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise error.CannotListenError("", path, e) from e
+    if not stat.S_ISSOCK(st.st_mode):
+        raise error.CannotListenError("", path, OSError(errno.ENOTSOCK, "the path exists and is not a socket"))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        err = probe.connect_ex(path)
+    finally:
+        probe.close()
+    if err not in (errno.ECONNREFUSED, errno.ENOENT):
+        raise error.CannotListenError("", path, OSError(errno.EADDRINUSE, "another process is listening on this socket"))
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _tcp_listener(port: int, backlog: int, interface: str, count: int) -> _Listener:
-    from framework.tcp import _address
-
     family = socket.AF_INET6 if interface and isIPv6Address(interface) else socket.AF_INET
     sockets: list[socket.socket] = []
     try:
@@ -168,17 +190,13 @@ def _tcp_listener(port: int, backlog: int, interface: str, count: int) -> _Liste
         for sock in sockets:
             sock.close()
         raise error.CannotListenError(interface, port, e) from e
-    return _Listener(sockets, _address(family, sockets[0].getsockname()), shared=False)
+    return _Listener(sockets, _address(sockets[0]), shared=False)
 
 
 def _unix_listener(path: str, backlog: int, mode: int) -> _Listener:
-    from framework.address import UNIXAddress
-
-    from framework.unix import _removeStaleSocket
-
     abstract = path.startswith("\0")
     if not abstract:
-        _removeStaleSocket(path)
+        _remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -193,25 +211,15 @@ def _unix_listener(path: str, backlog: int, mode: int) -> _Listener:
 
 def _inherited_listeners() -> list[_Listener]:
     """Sockets systemd passed (``LISTEN_FDS``): each is shared by every worker."""
-    from framework import cli, systemd
-    from framework.tcp import _address
-
     try:
         fds = systemd.listen_fds()
     except ValueError as e:
-        raise cli.UsageError(f"socket activation: {error.describe_error(e)}") from None
+        raise UsageError(f"socket activation: {error.describe_error(e)}") from None
     listeners = []
     for fd, _name in fds:
         sock = socket.socket(fileno=fd)
         sock.set_inheritable(False)
-        name = sock.getsockname()
-        if sock.family == socket.AF_UNIX:
-            from framework.address import UNIXAddress
-
-            address: Any = UNIXAddress(name)
-        else:
-            address = _address(sock.family, name)
-        listeners.append(_Listener([sock], address, shared=True))
+        listeners.append(_Listener([sock], _address(sock), shared=True))
     return listeners
 
 
@@ -244,8 +252,6 @@ class _Worker:
         return repr(self)
 
     def doRead(self) -> Any:
-        from framework.main import CONNECTION_DONE
-
         try:
             data = os.read(self.fd, 65536)
         except (BlockingIOError, InterruptedError):
@@ -319,12 +325,11 @@ class Supervisor:
         grace: float,
         protocol_name: str = "",
         out: Any = None,
+        reactor: Any = None,
     ) -> None:
-        from framework import plugins
-        from framework.eventloop import Reactor
-
-        entry = plugins.reactors().best()
-        self.reactor = Reactor(entry.factory(), entry.name)
+        if reactor is None:
+            reactor = _own_reactor()
+        self.reactor = reactor
         self.command = command
         self.count = count
         self.listeners = listeners
@@ -345,9 +350,9 @@ class Supervisor:
         self._reload_queue: deque[int] = deque()
         self._reload_new: _Worker | None = None
         self._reload_timeout: Any = None
-        self._signals: deque[int] = deque()
-        self._waker: SignalWaker | None = None
-        self._old_handlers: dict[int, Any] = {}
+        self._signals = SignalRouter(
+            self.reactor, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD),
+            self._on_signal, "supervisor signals")
         self._kill_call: Any = None
         self._libc: Any = None
         try:
@@ -359,23 +364,17 @@ class Supervisor:
 
     def run(self) -> int:
         """Start the workers and supervise them until stopped; returns the exit status."""
-        self._waker = SignalWaker(self._handle_signals, "supervisor signals")
-        self.reactor.addReader(self._waker)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        self._signals.install()
         try:
             self.reactor.callWhenRunning(self._start)
             self.reactor.run(installSignalHandlers=False)
         finally:
-            for number, handler in self._old_handlers.items():
-                signal.signal(number, handler)
-            self._old_handlers.clear()
+            self._signals.close()
             for worker in list(self.workers.values()):  # only after a failure: never orphan them
                 worker.signal(signal.SIGKILL)
                 self._wait(worker.pid, 0)
             self.reactor.removeAll()
             self.reactor.close()
-            self._waker.close()
             for listener in self.listeners:
                 listener.close()
         if self.failure is not None:
@@ -396,6 +395,7 @@ class Supervisor:
         r, w = os.pipe()
         parent = os.getpid()
         libc = self._libc
+        handled = self._signals.installed()
         pid = os.fork()
         if pid == 0:  # the child: only system calls until exec
             try:
@@ -404,7 +404,7 @@ class Supervisor:
                     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
                 if os.getppid() != parent:
                     os._exit(1)
-                for signum in self._old_handlers:
+                for signum in handled:
                     signal.signal(signum, signal.SIG_DFL)
                 os.dup2(w, 1)
                 high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3 + len(fds)) for fd in fds]
@@ -456,28 +456,18 @@ class Supervisor:
                 file=self.out,
                 flush=True,
             )
-            from framework import systemd
-
             systemd.notify(f"READY=1\nMAINPID={os.getpid()}")
             log.info("supervisor pid %d: %d workers serving; SIGHUP restarts them one by one, "
                      "SIGTERM drains them", os.getpid(), self.count)
 
     # signals
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
-        if self._waker is not None:
-            self._waker.wake()
-
-    def _handle_signals(self) -> None:
-        while self._signals:
-            signum = self._signals.popleft()
-            if signum == signal.SIGCHLD:
-                self._reap()
-            elif signum == signal.SIGHUP:
-                self.reload()
-            else:
-                self.stop(signal.Signals(signum).name)
+    def _on_signal(self, signum: int) -> None:
+        """A signal, on the reactor's thread."""
+        if signum == signal.SIGHUP:
+            self.reload()
+        elif signum != signal.SIGCHLD:
+            self.stop(signal.Signals(signum).name)
         self._reap()  # a SIGCHLD may have been merged with another signal
 
     def _reap(self) -> None:
@@ -534,8 +524,6 @@ class Supervisor:
             self.current[slot] = self._spawn(slot)
 
     def _fail(self, message: str) -> None:
-        from framework.cli import RuntimeFailure
-
         if self.failure is None:
             self.failure = RuntimeFailure(message)
         self.stop("startup failure")
@@ -550,8 +538,6 @@ class Supervisor:
             self.reload_pending = True
             return
         log.info("SIGHUP: restarting %d worker(s) one at a time", self.count)
-        from framework import systemd
-
         systemd.notify("RELOADING=1")
         self.reloading = True
         self._reload_queue = deque(range(self.count))
@@ -597,8 +583,6 @@ class Supervisor:
             call.cancel()
 
     def _end_reload(self) -> None:
-        from framework import systemd
-
         systemd.notify("READY=1")
         self.reloading = False
         self._reload_queue.clear()
@@ -618,8 +602,6 @@ class Supervisor:
                     worker.signal(signal.SIGTERM)
             return
         self.stopping = True
-        from framework import systemd
-
         systemd.notify("STOPPING=1")
         for slot, call in enumerate(self.restart_calls):
             if call is not None and call.active():
@@ -667,51 +649,60 @@ def _describe_status(status: int) -> str:
 # --- entry point from reactor-serve ---------------------------------------------------------
 
 
-def run(args: Any, raw_options: dict[str, str]) -> int:
-    """``reactor-serve --workers``: validate, bind, then supervise the workers."""
-    from framework import cli, plugins
+def _own_reactor(name: str | None = None) -> Any:
+    """A reactor of the supervisor's own (the global one stays uninstalled: workers are
+    separate processes, and the supervisor runs no protocol code)."""
+    entry = plugins.reactors().get(name) if name else plugins.reactors().best()
+    return Reactor(entry.factory(), entry.name)
 
+
+def run(config: ServeConfig, out: Any = None) -> int:
+    """``reactor-serve --workers``: validate ``config``, bind, then supervise the workers."""
     check_platform()
-    count = args.workers or _cpu_count()
+    check_tls(config)  # a bad certificate/key is one line from here, not one per worker
+    count = config.workers or _cpu_count()
     # Check everything a worker would check, so bad input is one line from here.
-    entry = plugins.protocols().get(args.protocol)
-    entry.make_factory(raw_options)
-    backend = framework._backend_entry(args.reactor)
-    reason = backend.availability()
-    if reason is not None:
-        raise error.ReactorUnavailableError(f"reactor {backend.name!r} is not available: {reason}")
-    for name in args.middleware:
+    entry = plugins.protocols().get(config.protocol)
+    entry.make_factory(config.options)
+    name = config.reactor or os.environ.get(BACKEND_ENV) or None
+    if name is not None:
+        try:
+            backend = plugins.reactors().get(name)
+        except error.UnknownPluginError as e:
+            if not config.reactor:
+                e.args = (f"{e.args[0]}; it is named by ${BACKEND_ENV}",)
+            raise
+        reason = backend.availability()
+        if reason is not None:
+            raise error.ReactorUnavailableError(f"reactor {backend.name!r} is not available: {reason}")
+    for name in config.middleware:
         plugins.middlewares().get(name)
+    if not config.argv:
+        raise UsageError("--workers needs the command line (ServeConfig.argv, as framework.cli.main sets it)")
 
-    descriptions = list(args.listen)
-    if not descriptions or args.port is not None or args.interface is not None:
-        port = args.port
-        if port is None:
-            port = entry.default_port if entry.default_port is not None else cli.DEFAULT_PORT
-        interface = cli.DEFAULT_INTERFACE if args.interface is None else args.interface
-        descriptions.insert(0, cli._tcp_description(port, interface))
-    listeners = _inherited_listeners()
-    specs = [] if listeners else [_listen_spec(d) for d in descriptions]
+    reactor = _own_reactor()
+    listeners: list[_Listener] = []
     try:
+        listeners = _inherited_listeners()
+        specs = [] if listeners else [_listen_spec(reactor, d) for d in config.listen_descriptions(entry.default_port)]
         for spec in specs:
             if spec[0] == "tcp":
-                _, port, backlog, interface, _ = spec
+                _, port, backlog, interface = spec
                 listeners.append(_tcp_listener(port, backlog, interface, count))
             else:
-                _, path, backlog, mode, _ = spec
+                _, path, backlog, mode = spec
                 listeners.append(_unix_listener(path, backlog, mode))
         for listener in listeners:
             host = getattr(listener.address, "host", None)
             if host in ("0.0.0.0", "::", ""):
                 log.warning("listening on all interfaces (%s): reachable from other machines",
                             format_address(listener.address))
-        argv = getattr(args, "argv", None)
-        if argv is None:
-            raise cli.UsageError("--workers needs the command line (call framework.cli.main)")
-        command = _worker_command() + _strip_workers(argv)
-        supervisor = Supervisor(command, count, listeners, grace=args.grace, protocol_name=entry.name)
+        command = _worker_command() + _strip_workers(config.argv)
+        supervisor = Supervisor(command, count, listeners, grace=config.grace, protocol_name=entry.name,
+                                out=out, reactor=reactor)
     except BaseException:
         for listener in listeners:
             listener.close()
+        reactor.close()
         raise
     return supervisor.run()

@@ -326,10 +326,10 @@ def test_port_listeners_use_the_kernel_maximum_backlog() -> None:
     """A burst of clients must not sit in SYN retries behind listenTCP's default of 50."""
     import socket as _socket
 
-    from framework import cli
+    from framework import serving
     from framework.endpoints import split_description
 
     for interface in ("127.0.0.1", "::1"):
-        _args, options = split_description(cli._tcp_description(8007, interface))
+        _args, options = split_description(serving.tcp_description(8007, interface))
         assert int(options["backlog"]) == _socket.SOMAXCONN > 50
         assert options["interface"] == interface
