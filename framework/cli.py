@@ -487,13 +487,15 @@ def _origin(entry: Any) -> str:
 
 
 def _print_list(out: Any) -> None:
-    from framework import plugins
+    from framework import endpoints, plugins
 
     protocols = plugins.protocols()
     reactors = plugins.reactors()
     middlewares = plugins.middlewares()
+    prefixes = endpoints.known_endpoints()  # the core tcp/tcp6/unix and the plugins' ones
     failures = plugins.failures()
-    width = max([len(e.name) for reg in (protocols, reactors, middlewares) for e in reg] + [8])
+    width = max([len(e.name) for reg in (protocols, reactors, middlewares, prefixes) for e in reg]
+                + [8])
 
     def row(name: str, text: str, origin: str) -> str:
         return f"  {name:<{width}}  {text}  [{origin}]"
@@ -517,6 +519,9 @@ def _print_list(out: Any) -> None:
     print("Middleware (--middleware NAME):", file=out)
     for m in sorted(middlewares, key=lambda e: e.name):
         print(row(m.name, m.description or "-", _origin(m)), file=out)
+    print("Endpoints (--listen PREFIX:...):", file=out)
+    for e in prefixes:
+        print(row(e.name, f"{e.description or '-'} ({e.sides})", _origin(e)), file=out)
     if failures:
         print("Plugins that failed to load:", file=out)
         for f in failures:

@@ -24,7 +24,7 @@ from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from framework import error as _error
-from framework import middleware as _middleware
+from framework import chain as _middleware
 from framework.failure import Failure
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ from select import POLLIN, POLLOUT
 from typing import Any, Callable
 
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["AsyncioMultiplexer", "UVLoopMultiplexer", "get_event_loop", "register_reactors"]
@@ -377,7 +378,7 @@ def get_event_loop(reactor: Any = None) -> asyncio.AbstractEventLoop:
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "asyncio",
         AsyncioMultiplexer,

@@ -21,6 +21,7 @@ from bisect import bisect_right
 from typing import Any
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.basic import LineReceiver
 from framework.plugins import Option
 from framework.protocol import Factory
@@ -274,7 +275,7 @@ class ChatFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "chat",
         ChatFactory,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.plugins import Option
 from framework.protocol import Factory, Protocol
 
@@ -128,7 +129,7 @@ class PoetryFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "poetry",
         PoetryFactory,
