@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
-from framework import middleware as _middleware
+from framework import chain as _middleware
 from framework._defer_errors import AlreadyCalledError, CancelledError, NotACoroutineError, _DefGen_Return
 from framework._defer_support import (
     _CHAIN,

@@ -8,7 +8,7 @@ import types
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
-from framework import middleware as _middleware
+from framework import chain as _middleware
 from framework import _defer_core as _core
 from framework._defer_core import Deferred
 from framework.failure import Failure

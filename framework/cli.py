@@ -22,7 +22,7 @@ import traceback
 from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import framework
-from framework import error, plugins, supervisor
+from framework import endpoints, error, plugins, supervisor
 from framework.address import isIPAddress, isIPv6Address
 from framework.serving import (
     DEFAULT_GRACE,
@@ -404,8 +404,10 @@ def _print_list(out: Any) -> None:
     protocols = plugins.protocols()
     reactors = plugins.reactors()
     middlewares = plugins.middlewares()
+    prefixes = endpoints.known_endpoints()  # the core tcp/tcp6/unix and the plugins' ones
     failures = plugins.failures()
-    width = max([len(e.name) for reg in (protocols, reactors, middlewares) for e in reg] + [8])
+    width = max([len(e.name) for reg in (protocols, reactors, middlewares, prefixes) for e in reg]
+                + [8])
 
     def row(name: str, text: str, origin: str) -> str:
         return f"  {name:<{width}}  {text}  [{origin}]"
@@ -429,6 +431,9 @@ def _print_list(out: Any) -> None:
     print("Middleware (--middleware NAME):", file=out)
     for m in sorted(middlewares, key=lambda e: e.name):
         print(row(m.name, m.description or "-", _origin(m)), file=out)
+    print("Endpoints (--listen PREFIX:...):", file=out)
+    for e in prefixes:
+        print(row(e.name, f"{e.description or '-'} ({e.sides})", _origin(e)), file=out)
     if failures:
         print("Plugins that failed to load:", file=out)
         for f in failures:

@@ -6,20 +6,23 @@ syntax: fields are separated by ``:``, a field ``key=value`` is an option, and a
 makes the next character literal (``\\:`` for a colon, ``\\=`` for an equals sign, ``\\\\`` for a
 backslash).
 
-Server strings::
+The core parses three prefixes itself. Server strings::
 
     tcp:PORT[:interface=ADDR][:backlog=N]          (also tcp:port=PORT)
     tcp6:PORT[:interface=ADDR][:backlog=N]         (interface defaults to ::)
     unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]   (also unix:address=PATH)
-    ssl:PORT:certKey=CERT.pem:privateKey=KEY.pem[:interface=ADDR][:backlog=N][:caCerts=CA]
-                                                   (TLS; see framework.tls and docs/tls.md)
 
 Client strings::
 
     tcp:host=HOST:port=PORT[:timeout=SECONDS][:bindAddress=ADDR]   (also tcp:HOST:PORT)
     tcp6:host=HOST:port=PORT[...]
     unix:path=PATH[:timeout=SECONDS][:checkPID=0|1]               (also unix:PATH)
-    tls:host=HOST:port=PORT[:trustRoots=CA.pem][:hostname=NAME][:timeout=..]  (also ssl:)
+
+Every other prefix comes from an endpoint plugin (hook ``register_endpoints``, registry
+``framework.plugins.endpoint_parsers()``); the built-in ones are ``ssl:``/``tls:`` (TLS, see
+docs/tls.md), ``systemd:`` (an adopted socket) and ``haproxy:`` (PROXY protocol), in the
+package ``reactor_framework_plugins.endpoints``. ``known_endpoints()`` lists them all. The syntax
+and the helpers parsers share are in ``framework.endpointstrings``.
 
 A UNIX path starting with ``@`` names a Linux abstract socket (``@name`` becomes ``"\\0name"``);
 a path that really starts with ``@`` can be written ``./@name``.
@@ -31,15 +34,27 @@ protocol once its ``connectionMade`` has run (or failing with the connection err
 
 from __future__ import annotations
 
-import socket
+import inspect
+from typing import Any
 
-from typing import Any, Callable
-
-from framework import error
-from framework.address import isIPv6Address
+import framework
+from framework import error, plugins
 from framework.defer import Deferred, fail, maybeDeferred
+from framework.endpointstrings import (
+    MAX_BACKLOG,
+    DescriptionError,
+    collect_options,
+    parse_bool,
+    parse_int,
+    parse_seconds,
+    require,
+    split_description,
+    unix_path,
+)
 from framework.failure import Failure
+from framework.options import close_match
 from framework.protocol import ClientFactory, Factory
+from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, EndpointParser
 
 __all__ = [
     "TCP4ClientEndpoint",
@@ -50,7 +65,9 @@ __all__ = [
     "UNIXServerEndpoint",
     "clientFromString",
     "connectProtocol",
+    "known_endpoints",
     "serverFromString",
+    "split_description",
 ]
 
 
@@ -270,303 +287,181 @@ def connectProtocol(endpoint: Any, protocol: Any) -> Deferred[Any]:
     return endpoint.connect(OneShotFactory())  # type: ignore[no-any-return]
 
 
-# --- string parsing ---------------------------------------------------------------------
+# --- string parsing: the core prefixes ------------------------------------------------------
+#
+# Parsers get the description's fields after the prefix, as strings (see
+# framework.endpointstrings); ``reactor`` is positional-only so that an option may have any name.
 
 
-def _escape_ipv6_values(description: str) -> str:
-    """Let ``interface=::1`` and ``host=::1`` through unescaped, as users write them.
-
-    Twisted requires ``interface=\\:\\:1``; here the longest run of following fields that
-    completes an IPv6 literal is taken into the value. Escaped values are left alone.
-    """
-    fields: list[str] = []
-    current: list[str] = []
-    chars = iter(description)
-    for ch in chars:
-        if ch == "\\":
-            current.append(ch)
-            current.append(next(chars, ""))
-        elif ch == ":":
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    fields.append("".join(current))
-    out: list[str] = []
-    i = 0
-    while i < len(fields):
-        field = fields[i]
-        key, sep, value = field.partition("=")
-        if sep and key in ("interface", "host") and "\\" not in value:
-            for j in range(len(fields) - 1, i, -1):
-                tail = fields[i + 1:j + 1]
-                candidate = ":".join([value, *tail])
-                if all("=" not in t and "\\" not in t for t in tail) and isIPv6Address(candidate):
-                    field = f"{key}={candidate.replace(':', chr(92) + ':')}"
-                    i = j
-                    break
-        out.append(field)
-        i += 1
-    return ":".join(out)
-
-
-def split_description(description: str) -> tuple[list[str], dict[str, str]]:
-    """Split an endpoint description into positional fields and ``key=value`` options.
-
-    ``"tcp:8000:interface=::1"`` gives ``(["tcp", "8000"], {"interface": "::1"})``; a backslash
-    escapes the next character. Raises ``ValueError`` on a malformed description."""
-    if not isinstance(description, str):
-        raise TypeError(f"endpoint description must be str, not {type(description).__name__}")
-    description = _escape_ipv6_values(description)
-    args: list[str] = []
-    kwargs: dict[str, str] = {}
-    current: list[str] = []
-    key: str | None = None
-    chars = iter(description)
-
-    def finish() -> None:
-        value = "".join(current)
-        current.clear()
-        if key is None:
-            args.append(value)
-        else:
-            if not key:
-                raise ValueError(f"empty option name in endpoint description {description!r}")
-            if key in kwargs:
-                raise ValueError(f"option {key!r} given twice in endpoint description {description!r}")
-            kwargs[key] = value
-
-    for ch in chars:
-        if ch == "\\":
-            escaped = next(chars, None)
-            if escaped is None:
-                raise ValueError(f"endpoint description {description!r} ends with a lone backslash")
-            current.append(escaped)
-        elif ch == ":":
-            finish()
-            key = None
-        elif ch == "=" and key is None:
-            key = "".join(current)
-            current.clear()
-        else:
-            current.append(ch)
-    finish()
-    return args, kwargs
-
-
-#: The largest ``backlog=`` an endpoint string accepts: ``listen(2)`` takes a C int and the kernel
-#: caps it anyway (Linux at ``net.core.somaxconn``), so a larger number is a mistake.
-MAX_BACKLOG = 65535
-
-
-def _int(value: str, what: str, description: str, low: int = 0, high: int | None = None, base: int = 10) -> int:
-    try:
-        number = int(value, base)
-    except ValueError:
-        kind = "an octal number" if base == 8 else "an integer"
-        raise ValueError(f"{what} must be {kind}, not {value!r}, in {description!r}") from None
-    if number < low or (high is not None and number > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{what} must be {bounds}, not {number}, in {description!r}")
-    return number
-
-
-def _seconds(value: str, what: str, description: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{what} must be a number of seconds, not {value!r}, in {description!r}") from None
-    if not number > 0:
-        raise ValueError(f"{what} must be positive, not {value!r}, in {description!r}")
-    return number
-
-
-def _bool(value: str, what: str, description: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{what} must be 0 or 1, not {value!r}, in {description!r}")
-
-
-def _unix_path(path: str) -> str:
-    if path.startswith("@"):
-        return "\0" + path[1:]
-    return path
-
-
-def _take(
-    description: str,
-    args: list[str],
-    kwargs: dict[str, str],
-    positional: tuple[str, ...],
-    allowed: tuple[str, ...],
-) -> dict[str, str]:
-    """Merge positional fields into named options and reject unknown or duplicate ones."""
-    if len(args) > len(positional):
-        extra = ":".join(args[len(positional):])
-        raise ValueError(f"unexpected extra field(s) {extra!r} in endpoint description {description!r}")
-    options = dict(kwargs)
-    for name, value in zip(positional, args):
-        if name in options:
-            raise ValueError(f"{name} given both positionally and as {name}= in {description!r}")
-        options[name] = value
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} in endpoint description {description!r} "
-            f"(valid: {', '.join(allowed)})"
-        )
-    return options
-
-
-def _require(options: dict[str, str], name: str, description: str) -> str:
-    if name not in options or options[name] == "":
-        raise ValueError(f"endpoint description {description!r} needs {name}")
-    return options[name]
-
-
-def _server_tcp(cls: type[TCP4ServerEndpoint]) -> Callable[[Any, str, list[str], dict[str, str]], Any]:
-    def build(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-        options = _take(description, args, kwargs, ("port",), ("port", "interface", "backlog"))
-        port = _int(_require(options, "port", description), "port", description, 0, 65535)
-        backlog = _int(options.get("backlog", "50"), "backlog", description, 1, MAX_BACKLOG)
+def _server_tcp(cls: type[TCP4ServerEndpoint]) -> EndpointParser:
+    def parse(reactor: Any, /, *args: str, **kwargs: str) -> TCP4ServerEndpoint:
+        options = collect_options(args, kwargs, ("port",), ("port", "interface", "backlog"))
+        port = parse_int(require(options, "port"), "port", 0, 65535)
+        backlog = parse_int(options.get("backlog", "50"), "backlog", 1, MAX_BACKLOG)
         return cls(reactor, port, backlog, options.get("interface"))
 
-    return build
+    return parse
 
 
-def _server_unix(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    options = _take(
-        description, args, kwargs, ("address",), ("address", "mode", "backlog", "lockfile", "wantPID")
+def _server_unix(reactor: Any, /, *args: str, **kwargs: str) -> UNIXServerEndpoint:
+    options = collect_options(
+        args, kwargs, ("address",), ("address", "mode", "backlog", "lockfile", "wantPID")
     )
-    address = _unix_path(_require(options, "address", description))
-    mode = _int(options.get("mode", "666"), "mode", description, 0, 0o7777, base=8)
-    backlog = _int(options.get("backlog", "50"), "backlog", description, 1, MAX_BACKLOG)
+    address = unix_path(require(options, "address"))
+    mode = parse_int(options.get("mode", "666"), "mode", 0, 0o7777, base=8)
+    backlog = parse_int(options.get("backlog", "50"), "backlog", 1, MAX_BACKLOG)
     want = options.get("lockfile", options.get("wantPID", "0"))
-    return UNIXServerEndpoint(reactor, address, backlog, mode, _bool(want, "lockfile", description))
+    return UNIXServerEndpoint(reactor, address, backlog, mode, parse_bool(want, "lockfile"))
 
 
-_SERVERS: dict[str, Callable[[Any, str, list[str], dict[str, str]], Any]] = {
-    "tcp": _server_tcp(TCP4ServerEndpoint),
-    "tcp6": _server_tcp(TCP6ServerEndpoint),
-    "unix": _server_unix,
-}
-
-
-def _client_tcp(cls: type[TCP4ClientEndpoint]) -> Callable[[Any, str, list[str], dict[str, str]], Any]:
-    def build(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
+def _client_tcp(cls: type[TCP4ClientEndpoint]) -> EndpointParser:
+    def parse(reactor: Any, /, *args: str, **kwargs: str) -> TCP4ClientEndpoint:
         # tcp:HOST:PORT, tcp:HOST:port=PORT, tcp:host=HOST:PORT
         positional: tuple[str, ...] = ("port",) if "host" in kwargs else ("host", "port")
-        options = _take(description, args, kwargs, positional, ("host", "port", "timeout", "bindAddress"))
-        host = _require(options, "host", description)
-        port = _int(_require(options, "port", description), "port", description, 1, 65535)
-        timeout = _seconds(options.get("timeout", "30"), "timeout", description)
+        options = collect_options(args, kwargs, positional, ("host", "port", "timeout", "bindAddress"))
+        host = require(options, "host")
+        port = parse_int(require(options, "port"), "port", 1, 65535)
+        timeout = parse_seconds(options.get("timeout", "30"), "timeout")
         bind = options.get("bindAddress")
         bindAddress = (bind, 0) if bind else None
         return cls(reactor, host, port, timeout, bindAddress)
 
-    return build
+    return parse
 
 
-def _client_unix(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    options = _take(description, args, kwargs, ("path",), ("path", "timeout", "checkPID"))
-    path = _unix_path(_require(options, "path", description))
-    timeout = _seconds(options.get("timeout", "30"), "timeout", description)
-    checkPID = _bool(options.get("checkPID", "0"), "checkPID", description)
+def _client_unix(reactor: Any, /, *args: str, **kwargs: str) -> UNIXClientEndpoint:
+    options = collect_options(args, kwargs, ("path",), ("path", "timeout", "checkPID"))
+    path = unix_path(require(options, "path"))
+    timeout = parse_seconds(options.get("timeout", "30"), "timeout")
+    checkPID = parse_bool(options.get("checkPID", "0"), "checkPID")
     return UNIXClientEndpoint(reactor, path, timeout, checkPID)
 
 
-_CLIENTS: dict[str, Callable[[Any, str, list[str], dict[str, str]], Any]] = {
-    "tcp": _client_tcp(TCP4ClientEndpoint),
-    "tcp6": _client_tcp(TCP6ClientEndpoint),
-    "unix": _client_unix,
+def _core(name: str, server: EndpointParser, client: EndpointParser, description: str) -> EndpointEntry:
+    return EndpointEntry(name=name, server=server, client=client, description=description,
+                         plugin="framework.endpoints", distribution="reactor-framework",
+                         version=framework.__version__)
+
+
+#: The prefixes the core parses itself (looked up before the plugins' endpoint registry).
+_CORE: dict[str, EndpointEntry] = {
+    entry.name: entry
+    for entry in (
+        _core("tcp", _server_tcp(TCP4ServerEndpoint), _client_tcp(TCP4ClientEndpoint),
+              "TCP over IPv4: tcp:PORT[:interface=ADDR][:backlog=N] / tcp:HOST:PORT[:timeout=S]"),
+        _core("tcp6", _server_tcp(TCP6ServerEndpoint), _client_tcp(TCP6ClientEndpoint),
+              "TCP over IPv6: tcp6:PORT[:interface=ADDR] / tcp6:host=HOST:port=PORT"),
+        _core("unix", _server_unix, _client_unix,
+              "UNIX sockets: unix:PATH[:mode=OCTAL][:lockfile=0|1] / unix:PATH[:timeout=S]"),
+    )
 }
+assert tuple(_CORE) == CORE_ENDPOINT_PREFIXES
 
 
-def _from_string(
-    reactor: Any, description: str, table: dict[str, Callable[[Any, str, list[str], dict[str, str]], Any]], side: str
-) -> Any:
+def known_endpoints() -> list[EndpointEntry]:
+    """Every endpoint prefix ``serverFromString``/``clientFromString`` understand, by name:
+    the core ``tcp``, ``tcp6``, ``unix`` and those plugins registered (``register_endpoints``;
+    ``framework.plugins.endpoint_parsers()`` holds these). Discovers plugins on first call."""
+    entries = dict(_CORE)
+    for entry in plugins.endpoint_parsers():
+        entries.setdefault(entry.name, entry)
+    return [entries[name] for name in sorted(entries)]
+
+
+def _lookup(prefix: str, description: str, side: str) -> EndpointParser:
+    name = prefix.lower()
+    entry = _CORE.get(name)
+    if entry is None:
+        registry = plugins.endpoint_parsers()
+        entry = registry.get(name) if name in registry else None
+    parser = None if entry is None else getattr(entry, side)
+    if parser is not None:
+        return parser  # type: ignore[no-any-return]
+    known = [e.name for e in known_endpoints() if getattr(e, side) is not None]
+    if entry is not None:
+        other = "client" if side == "server" else "server"
+        text = f"endpoint type {prefix!r} is {other} only, in {description!r}"
+    else:
+        text = f"unknown {side} endpoint type {prefix!r} in {description!r}"
+        match = close_match(prefix, known)
+        if match:
+            text += f"; did you mean {match!r}?"
+    text += f" (known {side} types: {', '.join(known)})"
+    if entry is None and name in plugins.disabled():
+        text += f"; the entry point {name!r} is disabled by ${plugins.DISABLE_ENV}"
+    raise DescriptionError(text, description=description, side=side, message=text)
+
+
+def _bad_call(parser: EndpointParser, args: tuple[str, ...], kwargs: dict[str, str]) -> str | None:
+    """Why ``parser(reactor, *args, **kwargs)`` cannot bind, in description terms, or None."""
+    try:
+        signature = inspect.signature(parser)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        params = list(signature.parameters.values())[1:]
+        kinds = {p.kind for p in params}
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if inspect.Parameter.VAR_KEYWORD not in kinds:
+            unknown = sorted(set(kwargs) - set(names))
+            if unknown:
+                return f"unknown option(s) {', '.join(unknown)} (valid: {', '.join(names) or 'none'})"
+        if inspect.Parameter.VAR_POSITIONAL not in kinds:
+            room = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+            if len(args) > room:
+                return f"unexpected extra field(s) {':'.join(args[room:])!r}"
+        missing = [p.name for p in params if p.default is p.empty
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
+        bound = set(kwargs) | {p.name for p in params[:len(args)]}
+        needed = [name for name in missing if name not in bound]
+        if needed:
+            return f"needs {', '.join(needed)}"
+        return str(exc)
+    return None
+
+
+def _from_string(reactor: Any, description: str, side: str) -> Any:
     args, kwargs = split_description(description)
-    kind = args.pop(0) if args else ""
-    if not kind:
-        raise ValueError(
-            f"{side} endpoint description {description!r} must start with a type "
-            f"({', '.join(sorted(table))}), e.g. 'tcp:8000'"
-        )
-    build = table.get(kind.lower())
-    if build is None:
-        raise ValueError(
-            f"unknown {side} endpoint type {kind!r} in {description!r} "
-            f"(known: {', '.join(sorted(table))})"
-        )
-    return build(reactor, description, args, kwargs)
+    prefix = args.pop(0) if args else ""
+    if not prefix:
+        known = [e.name for e in known_endpoints() if getattr(e, side) is not None]
+        text = (f"{side} endpoint description {description!r} must start with a type "
+                f"({', '.join(known)}), e.g. 'tcp:8000'")
+        raise DescriptionError(text, description=description, side=side, message=text)
+    parser = _lookup(prefix, description, side)
+    reason = _bad_call(parser, tuple(args), kwargs)
+    if reason is not None:
+        raise DescriptionError(reason, description=description, side=side)
+    try:
+        return parser(reactor, *args, **kwargs)
+    except DescriptionError as exc:
+        named = exc.naming(description, side)
+        if named is exc:
+            raise
+        raise named from None
+    except ValueError as exc:
+        if type(exc) is not ValueError:
+            raise  # a specific error (TLSSetupError...) is left as the parser raised it
+        raise DescriptionError(str(exc), description=description, side=side) from exc
 
 
 def serverFromString(reactor: Any, description: str) -> Any:
     """Build a server endpoint from a description such as ``"tcp:8000:interface=127.0.0.1"``.
 
-    Raises ``ValueError`` for an unknown type or a malformed description.
+    The prefix is looked up among the core ones (``tcp``, ``tcp6``, ``unix``), then in the
+    endpoint registry plugins fill (``ssl``, ``systemd``, ``haproxy`` are built-in plugins).
+    Raises ``ValueError`` (``framework.endpointstrings.DescriptionError``) for an unknown type
+    or a malformed description.
     """
-    return _from_string(reactor, description, _SERVERS, "server")
+    return _from_string(reactor, description, "server")
 
 
 def clientFromString(reactor: Any, description: str) -> Any:
     """Build a client endpoint from a description such as ``"tcp:host=localhost:port=80"``.
 
-    Raises ``ValueError`` for an unknown type or a malformed description.
+    Raises ``ValueError`` (``framework.endpointstrings.DescriptionError``) for an unknown type
+    or a malformed description.
     """
-    return _from_string(reactor, description, _CLIENTS, "client")
-
-
-# --- deployment: PROXY protocol and adopted (systemd) sockets ------------------------------
-
-
-def _server_haproxy(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    """``haproxy:tcp:8000``: the wrapped listener's connections start with a PROXY header."""
-    from framework.proxyprotocol import proxyEndpoint
-
-    rest = description.split(":", 1)[1] if ":" in description else ""
-    if not rest:
-        raise ValueError(f"endpoint description {description!r} needs an endpoint to wrap, e.g. 'haproxy:tcp:8000'")
-    return proxyEndpoint(serverFromString(reactor, rest))
-
-
-def _server_systemd(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    """``systemd:domain=INET:index=0``: the socket systemd passed as descriptor 3 + index."""
-    import socket
-
-    from framework.systemd import LISTEN_FDS_START, AdoptedStreamServerEndpoint
-
-    options = _take(description, args, kwargs, (), ("domain", "index"))
-    families = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
-    domain = _require(options, "domain", description)
-    if domain.upper() not in families:
-        raise ValueError(f"domain must be INET, INET6 or UNIX, not {domain!r}, in {description!r}")
-    index = _int(_require(options, "index", description), "index", description, 0)
-    return AdoptedStreamServerEndpoint(reactor, LISTEN_FDS_START + index, families[domain.upper()])
-
-
-_SERVERS["haproxy"] = _server_haproxy
-_SERVERS["systemd"] = _server_systemd
-
-
-# --- TLS (framework.tls, imported only when a TLS endpoint is used) -------------------------
-
-
-def _server_ssl(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    from framework import tls
-
-    return tls._serverFromString(reactor, description, args, kwargs)
-
-
-def _client_tls(reactor: Any, description: str, args: list[str], kwargs: dict[str, str]) -> Any:
-    from framework import tls
-
-    return tls._clientFromString(reactor, description, args, kwargs)
-
-
-_SERVERS["ssl"] = _server_ssl
-_CLIENTS["tls"] = _client_tls
-_CLIENTS["ssl"] = _client_tls
+    return _from_string(reactor, description, "client")

@@ -14,12 +14,19 @@ See ``docs/plugins.md`` for a walk-through.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from framework.plugins import MiddlewareRegistry, ProtocolRegistry, ReactorRegistry
+    # Typing only: the registries import framework.protocol, which ``import framework`` (that
+    # imports this module for ``hookimpl``) must not pay for.
+    from framework.registries import (
+        EndpointRegistry,
+        MiddlewareRegistry,
+        ProtocolRegistry,
+        ReactorRegistry,
+    )
 
 PROJECT_NAME = "reactor_framework"
 
@@ -27,7 +34,13 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: The names of the hooks below, for error messages about misspelt hook implementations.
-HOOK_NAMES = ("register_protocols", "register_reactors", "register_deferred_middleware")
+HOOK_NAMES = (
+    "register_protocols",
+    "register_reactors",
+    "register_deferred_middleware",
+    "register_endpoints",
+    "reactor_installed",
+)
 
 
 @hookspec(historic=True)
@@ -72,7 +85,32 @@ def register_deferred_middleware(registry: MiddlewareRegistry) -> None:
     with ``wrap_callback(callback) -> callable``, called once for each callback and errback as
     it is added to a Deferred (the first enabled middleware is outermost). Optional methods:
     ``deferred_created(deferred)`` (called for each new Deferred), ``on_enable()``,
-    ``on_disable()`` and ``reactor_installed(reactor)`` (``reactor-serve --middleware NAME``
-    calls it once, after enabling, with the reactor it serves on, for middleware that tunes the
-    reactor itself, as ``slow-callbacks`` does).
+    ``on_disable()``. Middleware that also tunes the reactor (as ``slow-callbacks`` does)
+    implements the :func:`reactor_installed` hook too.
+    """
+
+
+@hookspec(historic=True)
+def register_endpoints(registry: EndpointRegistry) -> None:
+    """Add endpoint-string prefixes that ``serverFromString``, ``clientFromString`` and
+    ``reactor-serve --listen`` understand.
+
+    Call ``registry.add(prefix, *, server=None, client=None, description="")`` with at least
+    one parser. A parser is ``parser(reactor, *args, **kwargs) -> endpoint``: for
+    ``"myprefix:a:b:key=value"`` it is called as ``parser(reactor, "a", "b", key="value")``,
+    every field a string (backslash escapes already undone). It raises
+    ``framework.endpointstrings.DescriptionError`` (or ``ValueError``) for a bad description;
+    the helpers in ``framework.endpointstrings`` (``collect_options``, ``require``,
+    ``parse_int``, ``parse_seconds``, ``parse_bool``...) do the usual checks with the core's
+    wording. The prefixes ``tcp``, ``tcp6`` and ``unix`` belong to the core; a prefix another
+    plugin registered is a ``DuplicatePluginError`` naming both distributions.
+    """
+
+
+@hookspec
+def reactor_installed(reactor: Any) -> None:
+    """The reactor ``reactor-serve`` serves on is installed (called once, after the
+    ``--middleware`` it was given are enabled): a plugin may tune it, e.g. switch on the
+    reactor's slow-callback detector when its middleware is enabled. Called through
+    ``framework.plugins.notify_reactor_installed(reactor)``.
     """

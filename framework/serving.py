@@ -169,11 +169,9 @@ def install_reactor(name: str | None) -> Any:
 
 
 def enable_middleware(name: str, reactor: Any) -> None:
-    """Enable Deferred middleware ``name``; one that tunes the reactor learns which one."""
+    """Enable Deferred middleware ``name`` (``serve`` then fires the plugins'
+    ``reactor_installed`` hook once, so one that tunes the reactor learns which one)."""
     middleware.enable(name)
-    hook = getattr(plugins.middlewares().get(name).middleware, "reactor_installed", None)
-    if callable(hook):
-        hook(reactor)
 
 
 def listen_endpoints(reactor: Any, config: ServeConfig, default_port: int | None = None) -> list[Any]:
@@ -244,6 +242,7 @@ def serve(config: ServeConfig, out: Any = None) -> int:
     reactor = install_reactor(config.reactor)
     for name in config.middleware:
         enable_middleware(name, reactor)
+    plugins.notify_reactor_installed(reactor)
     entry = plugins.protocols().get(config.protocol)
     factory = entry.make_factory(config.options)
     where = listen_endpoints(reactor, config, entry.default_port)

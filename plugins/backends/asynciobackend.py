@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import framework
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["AsyncioMultiplexer", "UVLoopMultiplexer", "get_event_loop", "register_reactors"]
@@ -376,7 +377,7 @@ def get_event_loop(reactor: Any = None) -> asyncio.AbstractEventLoop:
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "asyncio",
         AsyncioMultiplexer,

@@ -7,9 +7,9 @@ masks come out untouched.
 from __future__ import annotations
 
 import select
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["EPollMultiplexer", "register_reactors"]
@@ -60,7 +60,7 @@ def _available() -> bool | str:
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "epoll",
         EPollMultiplexer,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import select
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["PollMultiplexer", "register_reactors"]
@@ -55,7 +55,7 @@ def _available() -> bool | str:
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "poll",
         PollMultiplexer,

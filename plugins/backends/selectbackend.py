@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import select
 from select import POLLIN, POLLOUT
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["FD_SETSIZE", "SelectMultiplexer", "register_reactors"]
@@ -89,7 +89,7 @@ class SelectMultiplexer(Multiplexer):
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "select",
         SelectMultiplexer,

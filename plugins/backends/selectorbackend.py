@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import selectors
 from select import POLLIN, POLLOUT
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ReactorRegistry
 from framework.interfaces import Multiplexer
 
 __all__ = ["SelectorMultiplexer", "register_reactors"]
@@ -68,7 +68,7 @@ class SelectorMultiplexer(Multiplexer):
 
 
 @hookimpl
-def register_reactors(registry: Any) -> None:
+def register_reactors(registry: ReactorRegistry) -> None:
     registry.add(
         "selector",
         SelectorMultiplexer,

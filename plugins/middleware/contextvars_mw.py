@@ -13,6 +13,7 @@ import contextvars
 from typing import Any, Callable
 
 from framework import hookimpl
+from framework.registries import MiddlewareRegistry
 
 __all__ = ["ContextVarsMiddleware", "register_deferred_middleware"]
 
@@ -36,7 +37,7 @@ class ContextVarsMiddleware:
 
 
 @hookimpl
-def register_deferred_middleware(registry: Any) -> None:
+def register_deferred_middleware(registry: MiddlewareRegistry) -> None:
     registry.add(
         "contextvars",
         ContextVarsMiddleware(),

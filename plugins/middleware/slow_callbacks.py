@@ -4,7 +4,8 @@ callback that blocks stalls every connection the reactor serves.
 
 When enabled it also switches on the installed reactor's own detector
 (``Reactor.set_slow_callback_threshold``) so a blocking ``dataReceived`` or timer is named too:
-``reactor-serve --middleware slow-callbacks`` does it at startup; in code it happens on
+``reactor-serve --middleware slow-callbacks`` does it at startup (the ``reactor_installed``
+hook); in code it happens on
 ``enable`` if a reactor is installed, else with the first callback added after one is.
 The threshold comes from ``$REACTOR_FRAMEWORK_SLOW_CALLBACK`` (seconds) when set.
 """
@@ -18,8 +19,10 @@ from typing import Any, Callable
 
 import framework
 from framework import hookimpl
+from framework.registries import MiddlewareRegistry
 
-__all__ = ["DEFAULT_THRESHOLD", "SlowCallbacksMiddleware", "describe", "register_deferred_middleware"]
+__all__ = ["DEFAULT_THRESHOLD", "SlowCallbacksMiddleware", "describe", "reactor_installed",
+           "register_deferred_middleware"]
 
 DEFAULT_THRESHOLD = 0.1
 THRESHOLD_ENV = "REACTOR_FRAMEWORK_SLOW_CALLBACK"
@@ -59,6 +62,7 @@ class SlowCallbacksMiddleware:
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = _threshold_from_env() if threshold is None else threshold
         self._reactor: Any = None  # the reactor whose detector this middleware switched on
+        self.enabled = False
 
     def wrap_callback(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         if self._reactor is None:
@@ -85,9 +89,11 @@ class SlowCallbacksMiddleware:
 
     # Called by framework.middleware.enable()/disable().
     def on_enable(self) -> None:
+        self.enabled = True
         self._attach()
 
     def on_disable(self) -> None:
+        self.enabled = False
         reactor, self._reactor = self._reactor, None
         if reactor is not None:
             reactor.set_slow_callback_threshold(None)
@@ -108,10 +114,20 @@ class SlowCallbacksMiddleware:
         return f"SlowCallbacksMiddleware(threshold={self.threshold})"
 
 
+_middleware = SlowCallbacksMiddleware()
+
+
 @hookimpl
-def register_deferred_middleware(registry: Any) -> None:
+def register_deferred_middleware(registry: MiddlewareRegistry) -> None:
     registry.add(
         "slow-callbacks",
-        SlowCallbacksMiddleware(),
+        _middleware,
         description="warn about Deferred callbacks (and reactor handlers) that block longer than 0.1 s",
     )
+
+
+@hookimpl
+def reactor_installed(reactor: Any) -> None:
+    """When enabled, switch on the detector of the reactor ``reactor-serve`` serves on."""
+    if _middleware.enabled:
+        _middleware.reactor_installed(reactor)

@@ -14,6 +14,7 @@ import traceback
 from typing import Any, Callable
 
 from framework import hookimpl
+from framework.registries import MiddlewareRegistry
 
 __all__ = ["TracingMiddleware", "register_deferred_middleware"]
 
@@ -54,7 +55,7 @@ class TracingMiddleware:
 
 
 @hookimpl
-def register_deferred_middleware(registry: Any) -> None:
+def register_deferred_middleware(registry: MiddlewareRegistry) -> None:
     registry.add(
         "tracing",
         TracingMiddleware(),

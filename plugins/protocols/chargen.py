@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.protocol import Factory, Protocol
 
 __all__ = ["Chargen", "ChargenFactory", "LINE_WIDTH", "chargen_block", "register_protocols"]
@@ -61,7 +62,7 @@ class ChargenFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "chargen",
         ChargenFactory,

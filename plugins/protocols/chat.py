@@ -25,6 +25,7 @@ from typing import Any
 
 import framework
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.basic import LineReceiver
 from framework.plugins import Option
 from framework.protocol import Factory
@@ -281,7 +282,7 @@ class ChatFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "chat",
         ChatFactory,

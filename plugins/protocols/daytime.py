@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.protocol import Factory, Protocol
 
 __all__ = ["Daytime", "DaytimeFactory", "daytime_line", "register_protocols"]
@@ -31,7 +31,7 @@ class DaytimeFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "daytime",
         DaytimeFactory,

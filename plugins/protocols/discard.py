@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.protocol import Factory, Protocol
 
 __all__ = ["Discard", "DiscardFactory", "register_protocols"]
@@ -25,7 +24,7 @@ class DiscardFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "discard",
         DiscardFactory,

@@ -7,9 +7,8 @@ fills, the transport pauses reading from that client, so its memory on the serve
 
 from __future__ import annotations
 
-from typing import Any
-
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.protocol import Factory, Protocol
 
 __all__ = ["Echo", "EchoFactory", "register_protocols"]
@@ -41,7 +40,7 @@ class EchoFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "echo",
         EchoFactory,

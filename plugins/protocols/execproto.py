@@ -27,8 +27,9 @@ from typing import Any
 
 from framework import hookimpl
 from framework.interfaces import IHalfCloseableProtocol
-from framework.plugins import Option
+from framework.options import Option
 from framework.protocol import Factory, ProcessProtocol, Protocol
+from framework.registries import ProtocolRegistry
 
 __all__ = ["ExecFactory", "ExecProtocol", "command", "register_protocols"]
 
@@ -217,7 +218,7 @@ class ExecFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "exec",
         ExecFactory,

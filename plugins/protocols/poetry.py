@@ -11,6 +11,7 @@ from typing import Any
 
 import framework
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.plugins import Option
 from framework.protocol import Factory, Protocol
 
@@ -127,7 +128,7 @@ class PoetryFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "poetry",
         PoetryFactory,

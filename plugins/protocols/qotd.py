@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import random
 import stat
-from typing import Any, Sequence
+from typing import Sequence
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.plugins import Option
 from framework.protocol import Factory, Protocol
 
@@ -117,7 +118,7 @@ class QOTDFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "qotd",
         QOTDFactory,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Any
 
 from framework import hookimpl
+from framework.registries import ProtocolRegistry
 from framework.protocol import Factory, Protocol
 
 __all__ = ["EPOCH_OFFSET", "Time", "TimeFactory", "register_protocols", "rfc868_bytes"]
@@ -40,7 +40,7 @@ class TimeFactory(Factory):
 
 
 @hookimpl
-def register_protocols(registry: Any) -> None:
+def register_protocols(registry: ProtocolRegistry) -> None:
     registry.add(
         "time",
         TimeFactory,
