@@ -7,7 +7,9 @@ options. Semantics follow ``twisted.internet.tcp``; see ``docs/transports.md``.
 
 ``Connection``, ``HIGH_WATER``, ``LOW_WATER``, ``MAX_WRITE_BUFFER``, ``READ_SIZE``,
 ``ACCEPT_BATCH``, ``ACCEPT_BACKOFF`` and ``BaseConnector`` are re-exported from the modules that
-own them, for code that imports them from here.
+own them, for code that imports them from here. The tunables among them stay tunable here:
+``tcp.MAX_WRITE_BUFFER = ...`` (as ``docs/reliability.md`` shows) sets
+``framework.stream.MAX_WRITE_BUFFER``, which the transports read.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import logging
 import operator
 import os
 import socket
+import sys
+import types
 from typing import Any
 
-from framework import error
+from framework import error, stream, streamport
 from framework.address import IPv4Address, IPv6Address, from_sockaddr, isIPAddress, isIPv6Address
 from framework.interfaces import ITCPTransport
 from framework.stream import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER, READ_SIZE, Connection
@@ -47,6 +51,21 @@ __all__ = [
     "connectTCP",
     "listenTCP",
 ]
+
+# Setting a re-exported tunable on this module sets it where it is read (see the docstring).
+_TUNABLES = {"HIGH_WATER": stream, "LOW_WATER": stream, "MAX_WRITE_BUFFER": stream,
+             "READ_SIZE": stream, "ACCEPT_BATCH": streamport, "ACCEPT_BACKOFF": streamport}
+
+
+class _TCPModule(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        owner = _TUNABLES.get(name)
+        if owner is not None:
+            setattr(owner, name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _TCPModule
 
 #: The address helper under its old name (``framework.address.from_sockaddr``).
 _address = from_sockaddr

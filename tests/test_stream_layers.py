@@ -395,3 +395,15 @@ def test_no_function_level_framework_imports_but_the_global_reactor(name: str) -
     source = (FRAMEWORK / f"{name}.py").read_text()
     if inner:
         assert "# reason:" in source
+
+
+def test_tunables_set_on_tcp_reach_the_modules_that_read_them(monkeypatch: Any) -> None:
+    from framework import streamport, tcp
+
+    monkeypatch.setattr(tcp, "MAX_WRITE_BUFFER", 1234)
+    monkeypatch.setattr(tcp, "ACCEPT_BACKOFF", 0.5)
+    assert stream.MAX_WRITE_BUFFER == tcp.MAX_WRITE_BUFFER == 1234
+    assert streamport.ACCEPT_BACKOFF == tcp.ACCEPT_BACKOFF == 0.5
+    monkeypatch.undo()
+    assert stream.MAX_WRITE_BUFFER == tcp.MAX_WRITE_BUFFER == 16 * 1024 * 1024
+    assert streamport.ACCEPT_BACKOFF == tcp.ACCEPT_BACKOFF == 0.1
