@@ -6,12 +6,13 @@ Immutable and hashable, so they can key dictionaries (e.g. per-peer state in a U
 from __future__ import annotations
 
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
     "IPv4Address", "IPv6Address", "UNIXAddress",
-    "isIPAddress", "isIPv6Address", "host_port", "format_address",
+    "isIPAddress", "isIPv6Address", "host_port", "format_address", "from_sockaddr",
 ]
 
 _Kind = Literal["TCP", "UDP"]
@@ -97,3 +98,21 @@ def format_address(address: object) -> str:
             name = name.decode("utf-8", "backslashreplace")
         return "unix:" + name.replace("\0", "@")
     return str(address)
+
+
+_intern = sys.intern
+_AF_UNIX = getattr(socket, "AF_UNIX", None)
+
+
+def from_sockaddr(family: int, sockaddr: object, kind: str = "TCP") -> IPv4Address | IPv6Address | UNIXAddress:
+    """The address object for the socket address ``sockaddr`` of ``family`` (as ``accept``,
+    ``getpeername``, ``getsockname`` or ``recvfrom`` give it); ``kind`` is ``"TCP"`` or ``"UDP"``
+    for IP families. ``ValueError`` for another family."""
+    # Host strings are interned: thousands of connections from one peer share one string.
+    if family == socket.AF_INET:
+        return IPv4Address(kind, _intern(sockaddr[0]), sockaddr[1])  # type: ignore[arg-type,index]
+    if family == socket.AF_INET6:
+        return IPv6Address(kind, _intern(sockaddr[0]), sockaddr[1], sockaddr[2], sockaddr[3])  # type: ignore[arg-type,index]
+    if family == _AF_UNIX:
+        return UNIXAddress(sockaddr or None)  # type: ignore[arg-type]
+    raise ValueError(f"unsupported address family {family!r}")

@@ -24,9 +24,8 @@ from framework import error, spawn
 from framework.failure import Failure
 from framework.interfaces import IConsumer, IPushProducer, IReadDescriptor, IWriteDescriptor
 from framework.main import CONNECTION_DONE, CONNECTION_LOST
-from framework.tcp import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER, Connection
-
-coerce_bytes = Connection._coerce
+from framework.stream import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER
+from framework.writing import coerce as coerce_bytes
 
 __all__ = ["Process", "ProcessAddress", "spawnProcess"]
 

@@ -16,8 +16,9 @@ port can claim any address, so only the balancer should be able to. A connection
 bytes are not a well-formed header, or that sends none within ``timeout`` seconds, is closed
 with one log line. At most 16 + ``maxHeaderSize`` bytes are buffered while waiting.
 
-Once the header is read the wrapped protocol is attached to the TCP transport itself: the
-transport calls its ``dataReceived`` directly, so there is no per-message cost afterwards.
+Once the header is read the wrapped protocol is attached to the TCP (or UNIX) transport itself,
+whose reported addresses are set with its public ``set_addresses(peer, host)``: the transport
+calls the protocol's ``dataReceived`` directly, so there is no per-message cost afterwards.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def parseHeader(data: bytes, maxHeaderSize: int = DEFAULT_MAX_HEADER) -> tuple[P
 
 
 class _ProxiedTransport:
-    """Fallback for transports whose addresses cannot be set: overrides getPeer/getHost."""
+    """Fallback for transports without ``set_addresses``: overrides getPeer/getHost."""
 
     def __init__(self, transport: Any, peer: Any, host: Any) -> None:
         self.__dict__["_transport"] = transport
@@ -252,8 +253,7 @@ class ProxyHeaderReceiver:
         self._done = True
         self.wrappedProtocol = protocol
         if _settable(transport):
-            transport._peer = peer
-            transport._host = host
+            transport.set_addresses(peer, host)
             transport.protocol = protocol  # from now on the transport feeds it directly
             protocol.makeConnection(transport)
             if transport.protocol is protocol and transport.connected:
@@ -296,9 +296,11 @@ class ProxyHeaderReceiver:
 
 
 def _settable(transport: Any) -> bool:
-    from framework.tcp import Connection
-
-    return isinstance(transport, Connection)
+    """Whether ``transport`` is a stream transport that reports what ``set_addresses`` sets and
+    feeds whatever protocol is assigned to ``transport.protocol`` (``framework.stream``'s
+    ``Connection``). Looked up on the class, so a wrapper forwarding attributes to the transport
+    below it (the TLS layer) is not taken for one."""
+    return callable(getattr(type(transport), "set_addresses", None))
 
 
 def _describe(transport: Any) -> str:

@@ -13,11 +13,14 @@ the process (re)starts wait in the kernel's backlog instead of being refused.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any, MutableMapping
 
 from framework import error, tcp, unix
+from framework.defer import maybeDeferred
+from framework.streamport import StreamPort
 
 __all__ = [
     "AdoptedStreamServerEndpoint",
@@ -100,14 +103,14 @@ class AdoptedUNIXPort(unix.Port):
         self._listening(sock)
 
 
-def adoptStreamPort(reactor: Any, fileDescriptor: int, addressFamily: int, factory: Any) -> tcp.Port:
+def adoptStreamPort(reactor: Any, fileDescriptor: int, addressFamily: int, factory: Any) -> StreamPort:
     """Listen with ``factory`` on the already listening stream socket ``fileDescriptor``.
 
     The descriptor is duplicated; the caller keeps (and should close) its own. Raises
     ``ValueError`` if it is not a listening stream socket of ``addressFamily``.
     """
     sock = _dup_socket(fileDescriptor, addressFamily)
-    port: tcp.Port
+    port: StreamPort
     try:
         if addressFamily == socket.AF_UNIX:
             port = AdoptedUNIXPort(sock, factory, reactor)
@@ -122,7 +125,7 @@ def adoptStreamPort(reactor: Any, fileDescriptor: int, addressFamily: int, facto
 
 def _descriptor_limit() -> int:
     """The soft ``RLIMIT_NOFILE`` limit: no process can hold more passed descriptors."""
-    import resource
+    import resource  # reason: optional platform module (POSIX only), needed only here
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
@@ -188,8 +191,6 @@ class AdoptedStreamServerEndpoint:
         return f"AdoptedStreamServerEndpoint(fd={self.fileDescriptor})"
 
     def listen(self, protocolFactory: Any) -> Any:
-        from framework.defer import maybeDeferred
-
         return maybeDeferred(self._adopt, protocolFactory)
 
     def _adopt(self, protocolFactory: Any) -> Any:
@@ -241,8 +242,6 @@ def notify(state: str, environ: MutableMapping[str, str] | None = None) -> bool:
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as e:
-        import logging
-
         logging.getLogger("framework.systemd").warning("cannot notify systemd (%s): %s", address, e)
         return False
     return True

@@ -13,17 +13,14 @@ import errno
 import logging
 import operator
 import socket
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from framework import error
+from framework.address import from_sockaddr, isIPAddress, isIPv6Address
+from framework.defer import Deferred, succeed
 from framework.failure import Failure
 from framework.interfaces import IListeningPort, IReadDescriptor
 from framework.protocol import ConnectedDatagramProtocol
-from framework.address import isIPAddress, isIPv6Address
-from framework.tcp import _address
-
-if TYPE_CHECKING:
-    from framework.defer import Deferred
 
 __all__ = ["Port", "listenUDP"]
 
@@ -45,6 +42,7 @@ class Port(IReadDescriptor, IListeningPort):
     def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
                  reactor: Any = None) -> None:
         if reactor is None:
+            # reason: the global reactor is installed lazily, on first use, above this layer
             from framework import reactor as global_reactor
 
             reactor = global_reactor
@@ -104,7 +102,7 @@ class Port(IReadDescriptor, IListeningPort):
         self.socket = sock
         self._fd = sock.fileno()
         self._realPort = sock.getsockname()[1]
-        self._hostAddress = _address(family, sock.getsockname(), "UDP")
+        self._hostAddress = from_sockaddr(family, sock.getsockname(), "UDP")
         self.connected = True
         try:
             self.protocol.makeConnection(self)
@@ -257,8 +255,6 @@ class Port(IReadDescriptor, IListeningPort):
 
     def stopListening(self) -> Deferred:
         """Close the socket and stop the protocol; the Deferred has fired once closed."""
-        from framework.defer import succeed
-
         if self.connected:
             self.connectionLost(Failure(error.ConnectionDone("port closed")))
         return succeed(None)

@@ -1,7 +1,8 @@
 """UNIX stream sockets: listening ports, connectors and the transport.
 
-The transport is ``framework.tcp.Connection`` (same write path, flow control, half-close and
-error semantics) without the TCP socket options. Addresses are filesystem paths or, on Linux,
+The transport is ``framework.stream.Connection`` (the write path, flow control, half-close,
+abort and error semantics TCP shares) without the TCP socket options; ports and connectors are
+``framework.streamport``'s bases. Nothing here depends on ``framework.tcp``. Addresses are filesystem paths or, on Linux,
 abstract names (a leading NUL: ``"\\0name"`` or ``b"\\0name"``).
 
 A socket file left behind by a process that died is detected when listening: if the path is a
@@ -22,7 +23,8 @@ from typing import Any
 from framework import error
 from framework.address import UNIXAddress
 from framework.failure import Failure
-from framework.tcp import BaseConnector, Connection, Port as _StreamPort, _ConnectAttempt
+from framework.stream import Connection
+from framework.streamport import BaseConnector, ConnectAttempt, StreamPort
 
 __all__ = ["Client", "Connector", "Port", "Server", "connectUNIX", "listenUNIX"]
 
@@ -62,19 +64,26 @@ class Server(Connection):
 
     __slots__ = ("server",)
 
+    _log = log
+
     def __init__(self, sock: socket.socket, protocol: Any, peer: Any, server: Port,
                  sessionno: int, reactor: Any) -> None:
         Connection.__init__(self, sock, protocol, peer, reactor, None, sessionno)
         self.server = server
 
     def getHost(self) -> Any:
-        return UNIXAddress(self.server.port)
+        host = self._host
+        if host is None:
+            host = self._host = UNIXAddress(self.server.port)
+        return host
 
 
 class Client(Connection):
     """An outgoing UNIX connection made by a ``Connector``."""
 
     __slots__ = ()
+
+    _log = log
 
     def getHost(self) -> Any:
         host = self._host
@@ -83,16 +92,17 @@ class Client(Connection):
         return host
 
 
-class Port(_StreamPort):
+class Port(StreamPort):
     """A listening UNIX stream socket."""
 
     transport = Server
+    _log = log
 
     def __init__(self, address: Address, factory: Any, backlog: int = 50, mode: int = 0o666,
                  reactor: Any = None, wantPID: bool = False) -> None:
         if not isinstance(address, (str, bytes)) or not address:
             raise ValueError(f"a UNIX socket address must be a non-empty str or bytes, not {address!r}")
-        _StreamPort.__init__(self, address, factory, backlog, "", reactor)
+        StreamPort.__init__(self, address, factory, backlog, "", reactor)
         self.mode = mode
         self.wantPID = wantPID
         self._ownsFile = False
@@ -126,7 +136,7 @@ class Port(_StreamPort):
                 self._releaseLock()
                 raise
         try:
-            _StreamPort.startListening(self)
+            StreamPort.startListening(self)
         except error.CannotListenError:
             self._releaseLock()
             raise
@@ -223,6 +233,7 @@ class Connector(BaseConnector):
     """A UNIX connector (``connectUNIX``'s result)."""
 
     transportClass = Client
+    _log = log
     # A non-blocking AF_UNIX connect either completes or fails at once; EAGAIN means the
     # listener's backlog is full.
     _inProgress = frozenset({errno.EINPROGRESS})
@@ -238,7 +249,7 @@ class Connector(BaseConnector):
     def getDestination(self) -> Any:
         return UNIXAddress(self.address)
 
-    def _begin(self, attempt: _ConnectAttempt) -> None:
+    def _begin(self, attempt: ConnectAttempt) -> None:
         if self.checkPID and not _isAbstract(self.address):
             pid = _readLockPID(self.address)
             if pid is None or not _pidAlive(pid):

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from framework.address import IPv4Address
 from framework.task import Clock
-from framework.tcp import HIGH_WATER
+from framework.stream import HIGH_WATER
 from framework.testing import StringTransport
 from reactor_framework_plugins.protocols import chat
 from serve_util import Proc

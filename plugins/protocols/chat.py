@@ -29,7 +29,7 @@ from framework.registries import ProtocolRegistry
 from framework.basic import LineReceiver
 from framework.plugins import Option
 from framework.protocol import Factory
-from framework.tcp import HIGH_WATER
+from framework.stream import HIGH_WATER
 
 __all__ = ["Chat", "ChatFactory", "register_protocols"]
 
