@@ -7,13 +7,11 @@ tests drive them with a ``Clock`` instead of waiting for real time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from framework.eventloop import DelayedCall
+from framework.defer import Deferred, maybeDeferred
 from framework.failure import Failure
-
-if TYPE_CHECKING:
-    from framework.defer import Deferred
+from framework.timers import DelayedCall
 
 __all__ = ["Clock", "LoopingCall", "deferLater"]
 
@@ -133,14 +131,12 @@ class LoopingCall:
 
     def start(self, interval: float, now: bool = True) -> Deferred:
         """Start calling every ``interval`` seconds, the first time at once if ``now``."""
-        from framework.defer import Deferred
-
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         if not interval >= 0:
             raise ValueError(f"LoopingCall interval must be >= 0, got {interval!r}")
         if self.clock is None:
-            import framework
+            import framework  # reason: the global reactor, looked up (and installed) at start
 
             self.clock = framework.reactor
         self.running = True
@@ -184,8 +180,6 @@ class LoopingCall:
             d.callback(self)
 
     def __call__(self) -> None:
-        from framework.defer import maybeDeferred
-
         self.call = None
         d = maybeDeferred(self.f, *self.a, **self.kw)
         d.addCallbacks(self._called, self._failed)
@@ -224,8 +218,6 @@ def deferLater(clock: Any, delay: float, callable: Callable[..., Any] | None = N
                *args: Any, **kw: Any) -> Deferred:
     """A Deferred that fires ``delay`` seconds later on ``clock`` with ``callable(*args, **kw)``
     (or ``None`` without a callable). Cancelling it unschedules the call."""
-    from framework.defer import Deferred, maybeDeferred
-
     def cancel(d: Deferred) -> None:
         call.cancel()
 
