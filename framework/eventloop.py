@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import weakref
@@ -33,7 +32,7 @@ from framework import error
 from framework.descriptors import Descriptors
 from framework.frontdoor import FrontDoor
 from framework.interfaces import Multiplexer
-from framework.signals import Signals
+from framework.signals import Signals, signal_name
 from framework.slowcalls import SlowCallbacks
 from framework.sysevents import SystemEvents
 from framework.threadcalls import ThreadCalls
@@ -326,13 +325,6 @@ class Reactor(FrontDoor, ReactorThreadPool):
         self._io.unwatch_internal(self._calls.waker)
         self._calls.close()
         self._io.mux.close()
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 # -- fork safety ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from framework.descriptors import Descriptors
     from framework.threadcalls import ThreadCalls
 
-__all__ = ["DEFAULT_SIGNALS", "Signals"]
+__all__ = ["DEFAULT_SIGNALS", "Signals", "signal_name"]
 
 # The reactor's owners log under the reactor's name, which users filter on.
 logger = logging.getLogger("framework.eventloop")
@@ -83,10 +83,11 @@ class Signals:
 
     def remove(self, signum: int) -> bool:
         _check_signal(signum)
+        if signum not in self._handlers:
+            return False
         if not _in_main_thread():
             raise RuntimeError("remove_signal_handler() works only in the main thread")
-        if self._handlers.pop(signum, None) is None:
-            return False
+        del self._handlers[signum]
         if signum not in self._defaults:
             self._release(signum)
         return True
@@ -228,15 +229,16 @@ class _SignalCall:
         try:
             entry[0](*entry[1])
         except Exception:
-            logger.error("Unhandled error in the handler of %s %r", _name(self.signum), entry[0],
+            logger.error("Unhandled error in the handler of %s %r", signal_name(self.signum), entry[0],
                          exc_info=True)
 
     def __repr__(self) -> str:
         entry = self.signals._current(self.signum)
-        return f"<handler of {_name(self.signum)}: {entry[0] if entry else None!r}>"
+        return f"<handler of {signal_name(self.signum)}: {entry[0] if entry else None!r}>"
 
 
-def _name(signum: int) -> str:
+def signal_name(signum: int) -> str:
+    """``SIGINT`` for 2; the number as text for one with no name."""
     try:
         return signal.Signals(signum).name
     except ValueError:

@@ -172,21 +172,28 @@ def test_bad_signals_and_callbacks_are_refused(reactor: Reactor) -> None:
     assert reactor.remove_signal_handler(signal.SIGUSR2) is False
 
 
-def test_only_in_the_main_thread(reactor: Reactor) -> None:
-    errors: list[BaseException] = []
+def test_only_in_the_main_thread(reactor: Reactor, usr1: Any) -> None:
+    outcomes: list[Any] = []
+
+    def attempt(call: Any) -> None:
+        try:
+            outcomes.append(call())
+        except RuntimeError as e:
+            outcomes.append(type(e))
 
     def in_thread() -> None:
-        for call in (lambda: reactor.add_signal_handler(signal.SIGUSR2, print),
-                     lambda: reactor.remove_signal_handler(signal.SIGUSR2)):
-            try:
-                call()
-            except RuntimeError as e:
-                errors.append(e)
+        attempt(lambda: reactor.add_signal_handler(signal.SIGUSR2, print))
+        attempt(lambda: reactor.remove_signal_handler(signal.SIGUSR2))  # none: False, as asyncio
+        attempt(lambda: reactor.remove_signal_handler(signal.SIGUSR1))  # one: main thread only
 
-    thread = threading.Thread(target=in_thread)
-    thread.start()
-    thread.join(10)
-    assert len(errors) == 2
+    reactor.add_signal_handler(signal.SIGUSR1, print)
+    try:
+        thread = threading.Thread(target=in_thread)
+        thread.start()
+        thread.join(10)
+    finally:
+        assert reactor.remove_signal_handler(signal.SIGUSR1)
+    assert outcomes == [RuntimeError, False, RuntimeError]
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
 
 
