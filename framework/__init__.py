@@ -11,6 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from framework import error
 from framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -50,14 +51,12 @@ def install_reactor(name: str | None = None) -> Reactor:
 
 def _install(name: str | None, by: str) -> Reactor:
     global _reactor, _installed_by
-    from framework import error
-
     if _reactor is not None:
         raise error.ReactorAlreadyInstalledError(
             f"a reactor is already installed (backend {_reactor.backend_name!r}, "
             f"installed by {_installed_by})"
         )
-    from framework import plugins
+    # reason: lazy install: `import framework` must not import the reactor and its transports
     from framework.eventloop import Reactor
 
     entry = _backend_entry(name)
@@ -72,7 +71,7 @@ def _install(name: str | None, by: str) -> Reactor:
 def _backend_entry(name: str | None) -> Any:
     """The registry entry of backend ``name``, else of ``$REACTOR_FRAMEWORK_BACKEND``, else the
     best available one; an unknown name from the environment says where it came from."""
-    from framework import error, plugins
+    from framework import plugins  # reason: lazy plugin loading, only when a reactor is installed
 
     registry = plugins.reactors()
     if name:

@@ -24,12 +24,12 @@ from framework.cooperator import (
     coiterate,
     cooperate,
 )
-from framework.eventloop import DelayedCall
+from framework.defer import Deferred, maybeDeferred
 from framework.failure import Failure
 from framework.react import react
+from framework.timers import DelayedCall
 
 if TYPE_CHECKING:
-    from framework.defer import Deferred
     from framework.interfaces import IDelayedCall, IReactorTime
 
 __all__ = [
@@ -154,14 +154,12 @@ class LoopingCall:
 
     def start(self, interval: float, now: bool = True) -> Deferred:
         """Start calling every ``interval`` seconds, the first time at once if ``now``."""
-        from framework.defer import Deferred
-
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         if not interval >= 0:
             raise ValueError(f"LoopingCall interval must be >= 0, got {interval!r}")
         if self.clock is None:
-            import framework
+            import framework  # reason: the global reactor, looked up (and installed) at start
 
             self.clock = framework.reactor
         self.running = True
@@ -206,8 +204,6 @@ class LoopingCall:
             d.callback(self)
 
     def __call__(self) -> None:
-        from framework.defer import maybeDeferred
-
         self.call = None
         d = maybeDeferred(self.f, *self.a, **self.kw)
         d.addCallbacks(self._called, self._failed)
@@ -247,8 +243,6 @@ def deferLater(clock: IReactorTime, delay: float, callable: Callable[..., Any] |
                *args: Any, **kw: Any) -> Deferred:
     """A Deferred that fires ``delay`` seconds later on ``clock`` with ``callable(*args, **kw)``
     (or ``None`` without a callable). Cancelling it unschedules the call."""
-    from framework.defer import Deferred, maybeDeferred
-
     def cancel(d: Deferred) -> None:
         call.cancel()
 

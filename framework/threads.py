@@ -18,13 +18,14 @@ import time
 from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from framework.defer import Deferred, maybeDeferred
 from framework.failure import Failure
 
 if TYPE_CHECKING:
-    from framework.defer import Deferred
     from framework.eventloop import Reactor
 
 __all__ = [
+    "ReactorThreadPool",
     "ThreadPool",
     "blockingCallFromThread",
     "callMultipleInThread",
@@ -39,7 +40,7 @@ _RETIRE = object()  # adjustPoolsize() lowered the maximum: one worker too many 
 
 
 def _global_reactor() -> Reactor:
-    import framework
+    import framework  # reason: the global reactor, looked up (and installed) at call time
 
     return framework.reactor  # type: ignore[no-any-return]
 
@@ -188,13 +189,50 @@ class ThreadPool:
                            len(busy), timeout, ", ".join(busy))
 
 
+class ReactorThreadPool:
+    """The reactor's pool of worker threads, as a mixin of ``Reactor`` (which provides
+    ``_check_open``, ``backend_name`` and ``thread_shutdown_timeout``)."""
+
+    _pool: ThreadPool | None = None
+    _pool_size = 10
+    backend_name: str
+    thread_shutdown_timeout: float
+
+    if TYPE_CHECKING:
+        def _check_open(self) -> None: ...
+
+    def getThreadPool(self) -> ThreadPool:
+        """The reactor's pool of worker threads (created on first use)."""
+        pool = self._pool
+        if pool is None:
+            self._check_open()
+            pool = self._pool = ThreadPool(0, self._pool_size, name=f"reactor-{self.backend_name}")
+            pool.start()
+        return pool
+
+    def callInThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``callable(*args, **kw)`` in a worker thread of the reactor's pool."""
+        self.getThreadPool().callInThread(callable, *args, **kw)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """Let the thread pool grow to ``size`` workers."""
+        if size < 1:
+            raise ValueError(f"thread pool size must be >= 1, got {size!r}")
+        self._pool_size = size
+        if self._pool is not None:
+            self._pool.adjustPoolsize(maxthreads=size)
+
+    def _stop_thread_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop(timeout=self.thread_shutdown_timeout)
+
+
 def deferToThreadPool(reactor: Reactor, threadpool: Any, f: Callable[..., Any],
                       *args: Any, **kwargs: Any) -> Deferred:
     """Run ``f(*args, **kwargs)`` in ``threadpool``; a Deferred firing with its result (or
     failure) in ``reactor``'s thread. ``threadpool`` may also be a
     ``concurrent.futures.Executor``."""
-    from framework.defer import Deferred
-
     d: Deferred = Deferred()
 
     def onResult(success: bool, result: Any) -> None:
@@ -258,8 +296,6 @@ def blockingCallFromThread(reactor: Reactor | None, f: Callable[..., Any], *a: A
         raise RuntimeError("blockingCallFromThread() called from the thread that ran the reactor, "
                            "which has stopped: this thread would wait for a run() only it could "
                            "start; call the function directly or run the reactor again first")
-    from framework.defer import maybeDeferred
-
     done = threading.Event()
     box: list[Any] = []
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from framework import error, eventloop
+from framework import error, timers
 from framework.eventloop import Reactor
 from tests.util import run_until_true
 
@@ -26,7 +26,7 @@ def test_calls_run_in_time_order(reactor: Reactor) -> None:
 def test_same_time_calls_run_in_scheduling_order(reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
     # Freeze the reactor's clock while scheduling so that every call gets the same time.
-    monkeypatch.setattr(eventloop, "_monotonic", lambda: 0.0)
+    monkeypatch.setattr(timers, "_monotonic", lambda: 0.0)
     calls = [reactor.callLater(0, seen.append, i) for i in range(50)]
     monkeypatch.undo()
     assert len({c.getTime() for c in calls}) == 1

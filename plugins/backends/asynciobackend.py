@@ -196,6 +196,19 @@ class AsyncioMultiplexer(Multiplexer):
         self._ready = {}
         return list(ready.items())
 
+    # -- signals ------------------------------------------------------------------------------
+
+    def add_signal_handler(self, signum: int, callback: Callable[..., Any], *args: Any) -> None:
+        """Optional in the backend contract: the reactor's signals are delivered by the asyncio
+        loop, which owns ``signal.set_wakeup_fd`` while it runs (uvloop sets it on every
+        run) and so shares it with asyncio code's own ``loop.add_signal_handler``."""
+        self.loop.add_signal_handler(signum, callback, *args)
+
+    def remove_signal_handler(self, signum: int) -> bool:
+        if self.loop.is_closed():
+            return False
+        return self.loop.remove_signal_handler(signum)
+
     # -- lifetime -----------------------------------------------------------------------------
 
     def _make_current(self) -> None:
