@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from framework import error
 from framework.hookspecs import hookimpl
+from framework.version import __version__
 
 if TYPE_CHECKING:
     from framework.eventloop import Reactor
 
-__version__ = "0.1.0.dev0"
 __all__ = ["__version__", "hookimpl", "install_reactor", "installed_reactor", "reactor"]
 
 BACKEND_ENV = "REACTOR_FRAMEWORK_BACKEND"

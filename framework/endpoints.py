@@ -37,7 +37,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import framework
+from framework.version import __version__
 from framework import error, plugins
 from framework.defer import Deferred, fail, maybeDeferred
 from framework.endpointstrings import (
@@ -259,7 +259,7 @@ def _client_unix(reactor: Any, /, *args: str, **kwargs: str) -> UNIXClientEndpoi
 def _core(name: str, server: EndpointParser, client: EndpointParser, description: str) -> EndpointEntry:
     return EndpointEntry(name=name, server=server, client=client, description=description,
                          plugin="framework.endpoints", distribution="reactor-framework",
-                         version=framework.__version__)
+                         version=__version__)
 
 
 #: The prefixes the core parses itself (looked up before the plugins' endpoint registry).

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-import framework
+from framework.version import __version__
 from framework import error, protocol
 from framework.options import Option, close_match, describe_source, option_key
 
@@ -482,6 +482,6 @@ class EndpointRegistry(Registry[EndpointEntry]):
         )
         if prefix in CORE_ENDPOINT_PREFIXES:
             core = EndpointEntry(name=prefix, plugin="framework.endpoints",
-                                 distribution="reactor-framework", version=framework.__version__)
+                                 distribution="reactor-framework", version=__version__)
             raise self._duplicate(core, entry)
         return self._add(entry)
