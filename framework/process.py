@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import signal as _signal
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ _SIGNALS: dict[str, int] = {"TERM": _signal.SIGTERM, "KILL": _signal.SIGKILL, "I
             "HUP": _signal.SIGHUP, "QUIT": _signal.SIGQUIT, "USR1": _signal.SIGUSR1,
             "USR2": _signal.SIGUSR2, "STOP": _signal.SIGSTOP, "CONT": _signal.SIGCONT}
 _HAS_PIDFD = hasattr(os, "pidfd_open")
+#: Set to False to watch exits through SIGCHLD even where pidfds exist (tests, old kernels).
+use_pidfd = True
 _DEFAULT_CHILD_FDS = {0: "w", 1: "r", 2: "r"}
 
 
@@ -528,14 +531,18 @@ class _ExitWatcher(IReadDescriptor):
         self.fd = -1
 
 
-# Without pidfds: the processes a SIGCHLD must check (by pid, never waitpid(-1)).
+# Without pidfds: the processes a SIGCHLD must check (by pid, never waitpid(-1)), and the
+# reactors whose SIGCHLD handler is installed.
 _waiting: dict[int, Process] = {}
+_sigchld_reactors: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _sigchld_watch(process: Process) -> None:
     assert process.pid is not None
-    if not _waiting:
-        process.reactor.add_signal_handler(_signal.SIGCHLD, _on_sigchld)
+    reactor = process.reactor
+    if reactor not in _sigchld_reactors:
+        reactor.add_signal_handler(_signal.SIGCHLD, _on_sigchld)
+        _sigchld_reactors.add(reactor)
     _waiting[process.pid] = process
 
 
@@ -629,7 +636,7 @@ def spawnProcess(reactor: Any, processProtocol: Any, executable: str | bytes,
     for fd in set(opened) - {end for _kind, end in parent_ends.values()}:
         os.close(fd)
     pidfd = None
-    if _HAS_PIDFD:
+    if _HAS_PIDFD and use_pidfd:
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import socket
 import sys
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -47,7 +45,6 @@ __all__ = [
     "ServeFactory",
     "Server",
     "SignalRouter",
-    "SignalWaker",
     "UsageError",
     "build_factory",
     "check_tls",
@@ -261,52 +258,10 @@ class ServeFactory(PolicyFactory):
 # --- signals ------------------------------------------------------------------------------------
 
 
-class SignalWaker:
-    """A self-pipe the reactor reads: a signal handler queues its signal and calls ``wake()``
-    so the loop wakes at once; the reactor then calls ``handle()`` on its own thread."""
-
-    def __init__(self, handle: Callable[[], None], name: str = "reactor-serve signals") -> None:
-        self.handle = handle
-        self.name = name
-        self.r, self.w = os.pipe()
-        os.set_blocking(self.r, False)
-        os.set_blocking(self.w, False)
-
-    def fileno(self) -> int:
-        return self.r
-
-    def wake(self) -> None:
-        try:
-            os.write(self.w, b"\0")
-        except OSError:  # the pipe is full: a wake-up is already pending
-            pass
-
-    def doRead(self) -> None:
-        try:
-            while os.read(self.r, 512):
-                pass
-        except OSError:
-            pass
-        self.handle()
-
-    def connectionLost(self, reason: Any) -> None:
-        pass
-
-    def logPrefix(self) -> str:
-        return self.name
-
-    def close(self) -> None:
-        for fd in (self.r, self.w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 class SignalRouter:
     """Calls ``callback(signum)`` on the reactor's thread for each of ``signums`` received
-    while installed. The one place ``reactor-serve`` and the supervisor handle signals (so
-    moving to the reactor's own ``add_signal_handler`` changes only this class)."""
+    while installed: ``reactor-serve`` and the supervisor handle their signals through it, on
+    the reactor's own ``add_signal_handler`` (one mechanism, the reactor's waker)."""
 
     def __init__(self, reactor: Any, signums: Sequence[int], callback: Callable[[int], None],
                  name: str = "reactor-serve signals") -> None:
@@ -314,50 +269,27 @@ class SignalRouter:
         self.signums = tuple(signums)
         self.callback = callback
         self.name = name
-        self._queue: deque[int] = deque()
-        self._waker: SignalWaker | None = None
-        self._old: dict[int, Any] = {}
+        self._added: list[int] = []
 
     def install(self) -> bool:
         """Install the handlers; ``False`` (nothing installed) off the main thread."""
-        self._waker = SignalWaker(self._drain, self.name)
-        self.reactor.addReader(self._waker)
         for signum in self.signums:
             try:
-                self._old[signum] = signal.signal(signum, self._on_signal)
-            except ValueError:  # not the main thread: the caller handles signals
+                self.reactor.add_signal_handler(signum, self.callback, signum)
+            except RuntimeError:  # not the main thread: the caller handles signals
                 break
-        return bool(self._old)
+            self._added.append(signum)
+        return bool(self._added)
 
     def installed(self) -> list[int]:
         """The signals whose handlers are ours (a forked child resets them)."""
-        return list(self._old)
+        return list(self._added)
 
     def close(self) -> None:
-        """Restore the previous handlers and drop the waker."""
-        for signum, handler in self._old.items():
-            signal.signal(signum, handler)
-        self._old.clear()
-        waker, self._waker = self._waker, None
-        if waker is not None:
-            try:
-                self.reactor.removeReader(waker)
-            except Exception:
-                pass
-            waker.close()
-
-    def pending(self) -> bool:
-        """Whether signals wait to be handled."""
-        return bool(self._queue)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self._queue.append(signum)
-        if self._waker is not None:
-            self._waker.wake()
-
-    def _drain(self) -> None:
-        while self._queue:
-            self.callback(self._queue.popleft())
+        """Give the signals back to the handlers they had before."""
+        for signum in self._added:
+            self.reactor.remove_signal_handler(signum)
+        self._added.clear()
 
 
 # --- the server ---------------------------------------------------------------------------------

@@ -21,6 +21,34 @@ PACKAGES = {"framework": ROOT / "framework", "reactor_framework_plugins": ROOT /
 MAX_MODULE_LINES = 800
 MAX_REACTOR_LINES = 350
 
+#: The layers of docs/architecture.md, bottom up: a module imports (at module level) only from
+#: its own layer or lower ones. A new module must be given its layer here and in the doc.
+LAYERS: dict[str, list[str]] = {
+    "foundations": [
+        "version", "error", "failure", "address", "interfaces", "main", "options", "hookspecs",
+        "chain", "writing", "logger", "endpointstrings", "spawn", "tlscontext",
+    ],
+    "deferred": [
+        "_defer_errors", "_defer_support", "_defer_core", "_defer_shortcuts", "_defer_coroutines",
+        "_defer_combinators", "_defer_locks", "defer", "cooperator", "react",
+    ],
+    "protocols and plugins": [
+        "protocol", "basic", "wrapping", "utils", "policies", "proxyprotocol", "registries",
+        "plugins", "middleware",
+    ],
+    "reactor owners": [
+        "timers", "threadcalls", "descriptors", "signals", "slowcalls", "sysevents", "threads",
+        "task",
+    ],
+    "transports": [
+        "tlsprotocol", "tls", "ssl", "stream", "streamport", "tcp", "unix", "udp", "process",
+        "systemd",
+    ],
+    "endpoints": ["endpoints"],
+    "the reactor": ["frontdoor", "eventloop", "", "testing", "pytest_plugin"],
+    "runtimes": ["serving", "supervisor", "cli", "__main__"],
+}
+
 
 def _modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
@@ -195,6 +223,36 @@ def test_imports_inside_functions_say_why(module: str) -> None:
         if not _explained(lines, n.lineno - 1)
     ]
     assert not unexplained, "imports inside functions need a '# reason:' comment:\n" + "\n".join(unexplained)
+
+
+def _layer_of() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for number, names in enumerate(LAYERS.values()):
+        for name in names:
+            found["framework" + (f".{name}" if name else "")] = number
+    return found
+
+
+def test_every_module_has_a_layer_and_imports_only_downwards() -> None:
+    layer = _layer_of()
+    plugins_layer = len(LAYERS)  # the built-in plugins sit on top of everything
+    unplaced = sorted(m for m in MODULES if m.startswith("framework") and m not in layer)
+    assert not unplaced, f"give these modules a layer in LAYERS and docs/architecture.md: {unplaced}"
+    upward = []
+    for module, targets in _graph().items():
+        mine = layer.get(module, plugins_layer)
+        for target in targets:
+            if layer.get(target, plugins_layer) > mine:
+                upward.append(f"{module} -> {target}")
+    assert not upward, "imports pointing up the layers: " + ", ".join(sorted(upward))
+
+
+def test_the_architecture_doc_names_every_layer_and_module() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    for title, names in LAYERS.items():
+        assert title in doc, title
+        for name in names:
+            assert f"`{name or 'framework'}`" in doc, name
 
 
 def test_the_core_never_imports_a_plugin() -> None:

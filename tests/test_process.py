@@ -6,6 +6,7 @@ Real children (sh, cat, env...) on every backend; every wait is on an event with
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import sys
 import threading
@@ -253,3 +254,23 @@ def test_python_child_sees_argv_and_bytes_arguments(reactor) -> None:
     proto, reason = _run(reactor, sys.executable, [sys.executable, "-c", code, "a b", b"c"], env={})
     assert reason.check(error.ProcessDone)
     assert proto.data[1] == b"['a b', 'c']"
+
+
+def test_without_pidfds_sigchld_through_the_reactor_reaps_our_children(reactor, monkeypatch) -> None:
+    import subprocess
+
+    from framework import process as process_module
+
+    monkeypatch.setattr(process_module, "use_pidfd", False)
+    foreign = subprocess.Popen([SH, "-c", "exit 0"])  # not ours: must be left to subprocess
+    protos = []
+    for code in (0, 3):
+        proto = Recorder()
+        reactor.spawnProcess(proto, SH, [SH, "-c", f"exit {code}"], env={})
+        protos.append(proto)
+    reasons = [_ended(reactor, p) for p in protos]
+    assert reasons[0].check(error.ProcessDone) and reasons[1].value.exitCode == 3
+    assert foreign.wait(10) == 0  # still ours to reap: never taken by a waitpid(-1)
+    assert _zombies() == []
+    reactor.remove_signal_handler(signal.SIGCHLD)
+    process_module._sigchld_reactors.discard(reactor)
