@@ -65,12 +65,18 @@ _mw_created = _middleware._created
 _debugging = False
 
 
+# Modules with their own fast copy of the flag (succeed() inlines __init__) register here.
+_debugging_listeners: list[Callable[[bool], None]] = []
+
+
 def setDebugging(on: bool) -> None:
     """Turn Deferred debugging on or off: Deferreds created while it is on record their
     creation and first-invocation stacks, shown by ``AlreadyCalledError`` and in the log
     line of an unhandled error. Off (the default), it costs nothing."""
     global _debugging
     _debugging = bool(on)
+    for listener in _debugging_listeners:
+        listener(_debugging)
 
 
 def getDebugging() -> bool:

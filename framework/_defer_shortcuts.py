@@ -27,7 +27,7 @@ def succeed(result: _T) -> Deferred[_T]:
     """A Deferred that has already fired with ``result``."""
     if isinstance(result, Deferred):
         raise TypeError("succeed() was given a Deferred; return it directly instead")
-    if _core._debugging:  # debug mode: the full __init__ records where it was made and fired
+    if _debugging:  # debug mode: the full __init__ records where it was made and fired
         fired: Deferred[_T] = Deferred()
         fired.callback(result)
         return fired
@@ -50,6 +50,17 @@ def succeed(result: _T) -> Deferred[_T]:
 
 
 _newObject = object.__new__
+
+# A module-global copy of the debug flag: one global load on succeed()'s path.
+_debugging = _core._debugging
+
+
+def _follow_debugging(on: bool) -> None:
+    global _debugging
+    _debugging = on
+
+
+_core._debugging_listeners.append(_follow_debugging)
 
 
 def fail(result: Failure | BaseException | None = None) -> Deferred[Any]:
