@@ -100,6 +100,13 @@ def format_address(address: object) -> str:
     return str(address)
 
 
+def format_listener(address: object, tls: bool = False) -> str:
+    """``format_address`` for a listening port; ``tls`` shows a TCP listener serving TLS as
+    ``tls:127.0.0.1:8443`` (the startup line of ``reactor-serve --tls-cert``)."""
+    text = format_address(address)
+    return "tls:" + text[4:] if tls and text.startswith("tcp:") else text
+
+
 _intern = sys.intern
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 

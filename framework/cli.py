@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, NoReturn, Sequence
 import framework
 from framework import endpoints, error, plugins, supervisor
 from framework.address import isIPAddress, isIPv6Address
+from framework.logger import JSONFormatter
 from framework.serving import (
     DEFAULT_GRACE,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -44,6 +45,7 @@ from framework.serving import (
 __all__ = ["RuntimeFailure", "ServeFactory", "Server", "UsageError", "build_parser", "config_from_args", "main"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 log = logging.getLogger("framework.cli")
 
@@ -190,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug, info (default), warning, error or critical",
     )
     p.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=LOG_FORMATS,
+        default="text",
+        metavar="FORMAT",
+        help="text (default) or json: one JSON object per log record, for log collectors",
+    )
+    p.add_argument(
         "--grace",
         type=_number(float, "seconds", 0, False, MAX_SECONDS),
         default=DEFAULT_GRACE,
@@ -267,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # --help
             return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
         debug = args.log_level == "debug"
-        _configure_logging(args.log_level)
+        _configure_logging(args.log_level, args.log_format)
         return _run(args)
     except UsageError as e:
         return _fail(e, EXIT_USAGE, debug)
@@ -293,13 +303,16 @@ def _fail(message: object, status: int, debug: bool) -> int:
     return status
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_reactor_serve", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         worker = os.environ.get("REACTOR_SERVE_WORKER")  # set by the --workers supervisor
-        where = f" [worker {worker} pid {os.getpid()}]" if worker else ""
-        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s"))
+        if fmt == "json":
+            handler.setFormatter(JSONFormatter(worker=int(worker) if worker else None))
+        else:
+            where = f" [worker {worker} pid {os.getpid()}]" if worker else ""
+            handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s"))
         handler._reactor_serve = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())

@@ -255,7 +255,12 @@ def textFileLogObserver(outFile: IO[str]) -> Observer:
 
 class JSONFormatter(logging.Formatter):
     """One JSON object per ``logging`` record: time, level, logger, message, and for records
-    from ``Logger`` the event's own fields; exceptions as a ``traceback`` string."""
+    from ``Logger`` the event's own fields; exceptions as a ``traceback`` string. ``worker``
+    (a ``--workers`` worker's number) adds ``worker`` and ``pid`` to every object."""
+
+    def __init__(self, *, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -264,6 +269,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            out["worker"] = self.worker
+            out["pid"] = record.process
         event = getattr(record, "log_event", None)
         if isinstance(event, dict):
             for key, value in event.items():

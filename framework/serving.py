@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import framework
 from framework import endpoints, error, middleware, plugins, systemd, tls
-from framework.address import format_address
+from framework.address import format_address, format_listener
 from framework.policies import PolicyFactory, supports_message_timeout
 from framework.proxyprotocol import ProxyProtocolFactory
 
@@ -246,7 +246,8 @@ def serve(config: ServeConfig, out: Any = None) -> int:
     if tls_options is not None:
         log.info("TLS on: certificate %s", config.tls_cert)
     wrapper = build_factory(reactor, config, factory, tls_options)
-    return Server(reactor, wrapper, where, grace=config.grace, protocol_name=entry.name, out=out).run()
+    return Server(reactor, wrapper, where, grace=config.grace, protocol_name=entry.name, out=out,
+                  tls=tls_options is not None).run()
 
 
 class ServeFactory(PolicyFactory):
@@ -307,8 +308,10 @@ class Server:
         grace: float = DEFAULT_GRACE,
         protocol_name: str = "",
         out: Any = None,
+        tls: bool = False,
     ) -> None:
         self.reactor = reactor
+        self.tls = tls
         self.factory = factory
         self.endpoints = list(endpoints)
         self.grace = grace
@@ -322,7 +325,7 @@ class Server:
         self.listening = False
         self._grace_call: Any = None
         self._stop_scheduled = False
-        self._signals = SignalRouter(reactor, (signal.SIGINT, signal.SIGTERM), self._on_signal)
+        self._signals = SignalRouter(reactor, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP), self._on_signal)
 
     def run(self) -> int:
         """Listen, serve until stopped, and return the exit status (raise on a startup failure)."""
@@ -388,7 +391,7 @@ class Server:
         addresses = []
         for port in self.ports:
             address = port.getHost()
-            addresses.append(format_address(address))
+            addresses.append(format_listener(address, self.tls))
             if getattr(address, "host", None) in ("0.0.0.0", "::", ""):
                 log.warning(
                     "listening on all interfaces (%s): reachable from other machines", format_address(address)

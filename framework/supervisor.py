@@ -38,7 +38,7 @@ from collections import deque
 from typing import Any, Sequence
 
 from framework import BACKEND_ENV, endpoints, error, plugins, systemd
-from framework.address import IPv4Address, IPv6Address, UNIXAddress, format_address, isIPv6Address
+from framework.address import IPv4Address, IPv6Address, UNIXAddress, format_address, format_listener, isIPv6Address
 from framework.eventloop import Reactor
 from framework.main import CONNECTION_DONE
 from framework.serving import STARTUP_PREFIX, RuntimeFailure, ServeConfig, SignalRouter, UsageError, check_tls
@@ -326,10 +326,12 @@ class Supervisor:
         protocol_name: str = "",
         out: Any = None,
         reactor: Any = None,
+        tls: bool = False,
     ) -> None:
         if reactor is None:
             reactor = _own_reactor()
         self.reactor = reactor
+        self.tls = tls
         self.command = command
         self.count = count
         self.listeners = listeners
@@ -450,7 +452,7 @@ class Supervisor:
             return
         if not self.announced and all(w is not None and w.ready for w in self.current):
             self.announced = True
-            where = ", ".join(format_address(listener.address) for listener in self.listeners)
+            where = ", ".join(format_listener(listener.address, self.tls) for listener in self.listeners)
             print(
                 f"{_STARTUP_PREFIX}{self.protocol_name} on {where} (reactor {self.backend})",
                 file=self.out,
@@ -699,7 +701,7 @@ def run(config: ServeConfig, out: Any = None) -> int:
                             format_address(listener.address))
         command = _worker_command() + _strip_workers(config.argv)
         supervisor = Supervisor(command, count, listeners, grace=config.grace, protocol_name=entry.name,
-                                out=out, reactor=reactor)
+                                out=out, reactor=reactor, tls=config.tls_cert is not None)
     except BaseException:
         for listener in listeners:
             listener.close()

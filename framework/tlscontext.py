@@ -88,10 +88,21 @@ def _loadChain(ctx: ssl.SSLContext, certFile: str, keyFile: str | None, password
             raise TLSSetupError(
                 f"TLS private key {key!r} does not match certificate {certFile!r}") from None
         if not _holdsPEM(certFile, b"CERTIFICATE-----"):
+            if keyFile is not None and _holdsPEM(keyFile, b"CERTIFICATE-----") \
+                    and _holdsPEM(certFile, b"PRIVATE KEY-----"):
+                raise TLSSetupError(
+                    f"TLS certificate {certFile!r} holds a private key and key {keyFile!r} a "
+                    "certificate: the two files are swapped (reactor-serve: --tls-cert CERT "
+                    "--tls-key KEY)") from None
             raise TLSSetupError(
                 f"TLS certificate {certFile!r} is not a PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' block)") from None
         if not _holdsPEM(key, b"PRIVATE KEY-----"):
+            if keyFile is None:
+                raise TLSSetupError(
+                    f"TLS certificate {certFile!r} holds no private key: give the key file too "
+                    "(reactor-serve --tls-key FILE), or append the key to the certificate "
+                    "file") from None
             raise TLSSetupError(
                 f"TLS private key {key!r} is not a PEM private key "
                 "(no '-----BEGIN ... PRIVATE KEY-----' block)") from None

@@ -76,9 +76,10 @@ class Proc:
         return int(self.addresses[index].rsplit(":", 1)[1])
 
     def tcp_port(self, index: int = 0) -> int:
-        """The port of ``addresses[index]``, which must be TCP on a loopback address."""
+        """The port of ``addresses[index]``, which must be TCP (or TLS over TCP) on a loopback
+        address."""
         kind, rest = self.addresses[index].split(":", 1)
-        assert kind == "tcp", self.addresses
+        assert kind in ("tcp", "tls"), self.addresses
         host, port = rest.rsplit(":", 1)
         assert host in ("127.0.0.1", "[::1]"), self.addresses
         return int(port)

@@ -333,3 +333,35 @@ def test_port_listeners_use_the_kernel_maximum_backlog() -> None:
         _args, options = split_description(serving.tcp_description(8007, interface))
         assert int(options["backlog"]) == _socket.SOMAXCONN > 50
         assert options["interface"] == interface
+
+
+# --- SIGHUP and --log-format json ----------------------------------------------------------------
+
+
+def test_sighup_stops_gracefully_never_an_instant_kill(serve: Any) -> None:
+    s = serve("--protocol", "echo", "--port", "0")
+    with connect(s.tcp_port()) as c:
+        c.sendall(b"ping")
+        assert recv_exactly(c, 4) == b"ping"
+        s.signal(signal.SIGHUP)
+        s.wait_stderr(r"SIGHUP")
+        c.sendall(b"still here")  # the open connection is still served during the drain
+        assert recv_exactly(c, 10) == b"still here"
+    assert s.finish() == 0
+
+
+def test_log_format_json_writes_one_object_per_record(serve: Any) -> None:
+    import json
+
+    s = serve("--protocol", "echo", "--port", "0", "--log-format", "json")
+    s.signal(signal.SIGTERM)
+    assert s.finish() == 0
+    records = [json.loads(line) for line in s.stderr.splitlines() if line.strip()]
+    assert records, s.stderr
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any("SIGTERM" in r["message"] for r in records)
+
+
+def test_log_format_is_checked() -> None:
+    out = run_cli("--protocol", "echo", "--port", "0", "--log-format", "xml")
+    assert out.returncode == 2 and "--log-format" in out.stderr and "Traceback" not in out.stderr

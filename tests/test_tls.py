@@ -779,7 +779,7 @@ def test_write_rejects_str_and_half_close_is_explicit(reactor: Any, certs: Certs
 # --- reactor-serve --------------------------------------------------------------------------
 
 SERVE = [sys.executable, "-m", "framework"]
-STARTUP = re.compile(r"serving \S+ on tcp:127\.0\.0\.1:(\d+) ")
+STARTUP = re.compile(r"serving \S+ on tls:127\.0\.0\.1:(\d+) ")  # TLS listeners say tls:
 
 
 def test_reactor_serve_tls_echo(certs: Certs) -> None:

@@ -179,6 +179,25 @@ def test_6a_tls_cert_says_what_is_wrong(tmp_path: Path) -> None:
             assert "no such file" not in line
 
 
+def test_6a_tls_cert_without_key_and_swapped_files_say_so(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
+    key.write_bytes(server.private_key_pem.bytes())
+    result = _serve("--protocol", "echo", "--port", "0", "--tls-cert", str(cert))
+    assert result.returncode == EXIT_USAGE, result.stderr
+    line = _one_error_line(result)
+    assert "holds no private key" in line and "--tls-key" in line, line
+    result = _serve("--protocol", "echo", "--port", "0", "--tls-cert", str(key), "--tls-key", str(cert))
+    assert result.returncode == EXIT_USAGE, result.stderr
+    line = _one_error_line(result)
+    assert "the two files are swapped" in line, line
+    assert "PEM lib" not in line
+
+
 # -- 6b: backlog= --------------------------------------------------------------------------------
 
 
