@@ -244,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="abort a connection whose unsent data exceeds BYTES (default 16 MiB)",
     )
     p.add_argument(
+        "--max-write-buffer-total",
+        type=_number(int, "a byte count", 1, False),
+        metavar="BYTES",
+        help="budget for the unsent data of all connections: over it, abort those that do not read",
+    )
+    p.add_argument(
         "--workers",
         type=_workers,
         metavar="N|auto",
@@ -370,6 +376,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_connections=args.max_connections,
         max_connections_per_peer=args.max_connections_per_peer,
         max_write_buffer=args.max_write_buffer,
+        max_write_buffer_total=args.max_write_buffer_total,
         proxy_protocol=args.proxy_protocol,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

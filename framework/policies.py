@@ -373,6 +373,10 @@ class _RateLimitedLog:
         log.log(level, msg, *args)
 
 
+#: How often (seconds) the server-wide write-buffer budget is checked.
+BUDGET_INTERVAL = 0.25
+
+
 class PolicyFactory:
     """Wrap the server factory ``wrapped`` to enforce connection policies.
 
@@ -386,6 +390,10 @@ class PolicyFactory:
     - ``max_connections_per_peer``: refuse (close at once) a connection from a host that
       already has this many open.
     - ``max_write_buffer``: the write-buffer cap (bytes) of each connection's transport.
+    - ``max_write_buffer_total``: a budget (bytes) for the unsent data of all connections
+      together. Checked every ``BUDGET_INTERVAL`` seconds while connections are open; over it,
+      the connections holding the most unsent data (the ones not reading) are aborted, largest
+      first, until the total is back under it, with one WARNING per check.
     - ``layers``: ``layers(inner_factory) -> factory`` builds the layers every connection
       passes first (``ProxyProtocolFactory``, ``TLSMemoryBIOFactory``...) around the factory
       they must hand the connection to. The policy then sits outermost: a connection is
@@ -412,6 +420,7 @@ class PolicyFactory:
         max_connections: int | None = None,
         max_connections_per_peer: int | None = None,
         max_write_buffer: int | None = None,
+        max_write_buffer_total: int | None = None,
         layers: Callable[[Any], Any] | None = None,
         handshake_timeout: float | None = None,
         peer_from_handoff: bool = False,
@@ -422,7 +431,8 @@ class PolicyFactory:
                 raise ValueError(f"{name} must be > 0 seconds or None, got {value!r}")
         for name, value in (("max_connections", max_connections),
                             ("max_connections_per_peer", max_connections_per_peer),
-                            ("max_write_buffer", max_write_buffer)):
+                            ("max_write_buffer", max_write_buffer),
+                            ("max_write_buffer_total", max_write_buffer_total)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}")
         self.wrapped = wrapped
@@ -455,6 +465,8 @@ class PolicyFactory:
         self.on_empty: Callable[[], None] | None = None
         self._reading_paused = False
         self._refusal_log = _RateLimitedLog()
+        self.max_write_buffer_total = max_write_buffer_total
+        self._budget_call: Any = None
 
     def __getattr__(self, name: str) -> Any:
         if name == "wrapped":
@@ -530,6 +542,8 @@ class PolicyFactory:
             conn.handshake_call = self.reactor.callLater(self.handshake_timeout, self._handshake_expired, conn)
         if self.max_connections is not None and len(self.connections) >= self.max_connections:
             self._pause_accepting()
+        if self.max_write_buffer_total is not None and self._budget_call is None:
+            self._budget_call = self.reactor.callLater(BUDGET_INTERVAL, self._check_budget)
         return conn
 
     def _hand_off(self, addr: Any) -> Any:
@@ -576,8 +590,11 @@ class PolicyFactory:
         if (self._reading_paused and self.accepting and self.max_connections is not None
                 and len(self.connections) < self.max_connections):
             self._resume_accepting()
-        if not self.connections and self.on_empty is not None:
-            self.on_empty()
+        if not self.connections:
+            _cancel(self._budget_call)
+            self._budget_call = None
+            if self.on_empty is not None:
+                self.on_empty()
 
     # -- timeouts -----------------------------------------------------------------------------
 
@@ -639,6 +656,36 @@ class PolicyFactory:
         if id(conn) in self.connections:
             log.info("aborting %s: it does not read what is left to send", _peer(conn))
             conn.transport.abortConnection()
+
+    # -- the server-wide write-buffer budget ---------------------------------------------------
+
+    def _check_budget(self) -> None:
+        self._budget_call = None
+        budget = self.max_write_buffer_total
+        if budget is None or not self.connections:
+            return
+        held = []
+        total = 0
+        for conn in self.connections.values():
+            size = getattr(conn.transport, "get_write_buffer_size", None)
+            n = size() if size is not None else 0
+            if n:
+                held.append((n, conn))
+                total += n
+        if total > budget:
+            held.sort(key=lambda item: item[0], reverse=True)
+            aborted = []
+            for n, conn in held:
+                if total <= budget:
+                    break
+                total -= n
+                aborted.append((n, conn))
+                conn.transport.abortConnection()
+            largest, first = aborted[0]
+            log.warning("unsent data of all connections over the %d-byte budget "
+                        "(--max-write-buffer-total): aborted %d connection(s) that do not read, "
+                        "the largest %s holding %d bytes", budget, len(aborted), _peer(first), largest)
+        self._budget_call = self.reactor.callLater(BUDGET_INTERVAL, self._check_budget)
 
     # -- max connections ----------------------------------------------------------------------
 

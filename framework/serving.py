@@ -101,6 +101,7 @@ class ServeConfig:
     max_connections: int | None = None
     max_connections_per_peer: int | None = None
     max_write_buffer: int | None = None
+    max_write_buffer_total: int | None = None
     proxy_protocol: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -211,6 +212,7 @@ def build_factory(reactor: Any, config: ServeConfig, factory: Any, tls_options: 
         max_connections=config.max_connections,
         max_connections_per_peer=config.max_connections_per_peer,
         max_write_buffer=config.max_write_buffer,
+        max_write_buffer_total=config.max_write_buffer_total,
         layers=layers,
         handshake_timeout=config.effective_handshake_timeout() if layers is not None else None,
         peer_from_handoff=config.proxy_protocol,
