@@ -108,6 +108,27 @@ class IPushProducer(IProducer):
         raise NotImplementedError
 
 
+class IProcessProtocol(Interface):
+    """What a child process talks to (``framework.protocol.ProcessProtocol`` implements it)."""
+
+    __slots__ = ()
+
+    def makeConnection(self, process: Any) -> None:
+        raise NotImplementedError
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def childConnectionLost(self, childFD: int) -> None:
+        raise NotImplementedError
+
+    def processExited(self, reason: Any) -> None:
+        raise NotImplementedError
+
+    def processEnded(self, reason: Any) -> None:
+        raise NotImplementedError
+
+
 class IPullProducer(IProducer):
     """A producer that writes once each time ``resumeProducing`` is called."""
 

@@ -41,6 +41,9 @@ _HAS_PIDFD = hasattr(os, "pidfd_open")
 use_pidfd = True
 _DEFAULT_CHILD_FDS = {0: "w", 1: "r", 2: "r"}
 
+#: The children started here and not reaped yet, by pid (Twisted's name for the same table).
+reapProcessHandlers: dict[int, Process] = {}
+
 
 class ProcessAddress:
     """``getHost()``/``getPeer()`` of a process transport: a process has no socket address."""
@@ -447,6 +450,8 @@ class Process(IConsumer, IPushProducer):
 
     def _exited(self, status: int) -> None:
         """The child was reaped with wait status ``status``."""
+        if self.pid is not None:
+            reapProcessHandlers.pop(self.pid, None)
         self.status = status
         self.pid = None
         if self._popen is not None:
@@ -643,6 +648,7 @@ def spawnProcess(reactor: Any, processProtocol: Any, executable: str | bytes,
             pidfd = None
     process = Process(reactor, processProtocol, pid, {}, pidfd, os.fsdecode(exe))
     process._popen = popen
+    reapProcessHandlers[pid] = process
     for child, (kind, fd) in parent_ends.items():
         if kind == "w":
             process.pipes[child] = _Writer(process, child, fd)

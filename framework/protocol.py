@@ -17,6 +17,7 @@ from framework.defer import Deferred
 from framework.failure import Failure
 from framework.interfaces import (
     ILoggingContext,
+    IProcessProtocol,
     IProtocol,
     IProtocolFactory,
 )
@@ -327,7 +328,7 @@ class ClientCreator:
                              timeout=timeout, bindAddress=bindAddress)
 
 
-class ProcessProtocol(BaseProtocol):
+class ProcessProtocol(BaseProtocol, IProcessProtocol):
     """What a child process started by ``reactor.spawnProcess`` talks to (Twisted's API).
 
     Output arrives through ``childDataReceived(fd, data)``, which hands descriptor 1 to

@@ -76,10 +76,28 @@ def _highest_fd(fds: Sequence[int]) -> int:
     return max(fds, default=2)
 
 
+#: Signals ``Popen(restore_signals=True)`` gives back their default disposition itself.
+_POPEN_RESTORES = frozenset({signal.SIGPIPE, getattr(signal, "SIGXFSZ", signal.SIGPIPE)})
+
+
+def _ignored_signals() -> bool:
+    """Whether this process ignores a signal ``Popen`` would leave ignored in the child (an
+    ignored disposition survives ``exec``; children must start with the defaults)."""
+    for number in range(1, signal.NSIG):
+        if number not in _POPEN_RESTORES:
+            try:
+                if signal.getsignal(number) is signal.SIG_IGN:
+                    return True
+            except (ValueError, OSError):
+                continue
+    return False
+
+
 def can_use_popen(fd_map: Mapping[int, int], controlling_tty: bool) -> bool:
     """Whether ``subprocess.Popen`` can set up this child: descriptors 0-2, and others only
-    handed over under the same number."""
-    return not controlling_tty and all(child <= 2 or child == parent for child, parent in fd_map.items())
+    handed over under the same number, and no ignored signal it would pass on."""
+    return (not controlling_tty and all(child <= 2 or child == parent for child, parent in fd_map.items())
+            and not _ignored_signals())
 
 
 def spawn_with_popen(executable: bytes, argv: list[bytes], environment: dict[bytes, bytes],

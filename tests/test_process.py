@@ -274,3 +274,37 @@ def test_without_pidfds_sigchld_through_the_reactor_reaps_our_children(reactor, 
     assert _zombies() == []
     reactor.remove_signal_handler(signal.SIGCHLD)
     process_module._sigchld_reactors.discard(reactor)
+
+
+def test_a_signal_ignored_here_has_its_default_disposition_in_the_child(reactor) -> None:
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        code = "import signal; print(signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL)"
+        proto, reason = _run(reactor, sys.executable, [sys.executable, "-c", code], env={})
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert reason.check(error.ProcessDone)
+    assert proto.data[1] == b"True\n"
+
+
+def test_an_error_in_process_ended_is_logged_and_the_child_forgotten(reactor, caplog) -> None:
+    import logging
+
+    from framework import process as process_module
+
+    ended: Deferred[None] = Deferred()
+
+    class Raises(ProcessProtocol):
+        def processEnded(self, reason) -> None:
+            reactor.callLater(0, ended.callback, None)
+            raise RuntimeError("deliberate")
+
+    with caplog.at_level(logging.ERROR, logger="framework.process"):
+        transport = reactor.spawnProcess(Raises(), CAT, [CAT], env={})
+        pid = transport.pid
+        assert pid in process_module.reapProcessHandlers
+        transport.loseConnection()
+        run_until(reactor, ended)
+    assert pid not in process_module.reapProcessHandlers
+    assert "deliberate" in caplog.text and "processEnded" in caplog.text
+    assert not reactor.getReaders() and _zombies() == []
