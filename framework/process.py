@@ -23,7 +23,9 @@ from typing import Any
 
 from framework import error, spawn
 from framework.failure import Failure
-from framework.interfaces import IConsumer, IPushProducer, IReadDescriptor, IWriteDescriptor
+from framework.interfaces import (
+    IConsumer, IFileDescriptor, IPushProducer, IReadDescriptor, IWriteDescriptor,
+)
 from framework.main import CONNECTION_DONE, CONNECTION_LOST
 from framework.stream import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER
 from framework.writing import coerce as coerce_bytes
@@ -60,23 +62,32 @@ class ProcessAddress:
         return hash(ProcessAddress)
 
 
-class _Reader(IReadDescriptor):
-    """The parent's end of a pipe the child writes to: bytes go to ``childDataReceived``."""
+class _Pipe(IFileDescriptor):
+    """The parent's end of one child descriptor: which process, which child fd, which of ours."""
 
-    __slots__ = ("process", "childFD", "fd", "reactor", "reading")
+    __slots__ = ("process", "childFD", "fd", "reactor")
 
     def __init__(self, process: Process, childFD: int, fd: int) -> None:
         self.process = process
         self.childFD = childFD
         self.fd = fd
         self.reactor = process.reactor
-        self.reading = False
 
     def fileno(self) -> int:
         return self.fd
 
     def logPrefix(self) -> str:
         return self.process.logPrefix()
+
+
+class _Reader(_Pipe, IReadDescriptor):
+    """The parent's end of a pipe the child writes to: bytes go to ``childDataReceived``."""
+
+    __slots__ = ("reading",)
+
+    def __init__(self, process: Process, childFD: int, fd: int) -> None:
+        super().__init__(process, childFD, fd)
+        self.reading = False
 
     def startReading(self) -> None:
         if not self.reading and self.fd >= 0:
@@ -118,21 +129,18 @@ class _Reader(IReadDescriptor):
         self.process._pipeClosed(self.childFD, reason)
 
 
-class _Writer(IWriteDescriptor, IConsumer):
+class _Writer(_Pipe, IWriteDescriptor, IConsumer):
     """The parent's end of a pipe the child reads from: a buffered, flow-controlled writer.
 
     Also registered for reading: a pipe's write end reports an error once the child closes
     its end, so a child that stops reading is noticed even when nothing is being written.
     """
 
-    __slots__ = ("process", "childFD", "fd", "reactor", "_buf", "_buflen", "_writing",
-                 "_watching", "_closing", "_producer", "_streaming", "_producerPaused")
+    __slots__ = ("_buf", "_buflen", "_writing", "_watching", "_closing", "_producer",
+                 "_streaming", "_producerPaused")
 
     def __init__(self, process: Process, childFD: int, fd: int) -> None:
-        self.process = process
-        self.childFD = childFD
-        self.fd = fd
-        self.reactor = process.reactor
+        super().__init__(process, childFD, fd)
         self._buf: list[bytes | memoryview] = []
         self._buflen = 0
         self._writing = False
@@ -141,12 +149,6 @@ class _Writer(IWriteDescriptor, IConsumer):
         self._producer: Any = None
         self._streaming = False
         self._producerPaused = False
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def logPrefix(self) -> str:
-        return self.process.logPrefix()
 
     def start(self) -> None:
         if not self._watching and self.fd >= 0:
