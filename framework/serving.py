@@ -49,6 +49,7 @@ __all__ = [
     "build_factory",
     "check_tls",
     "enable_middleware",
+    "explain_listen_failure",
     "install_reactor",
     "listen_endpoints",
     "serve",
@@ -75,6 +76,27 @@ class UsageError(Exception):
 
 class RuntimeFailure(Exception):
     """The input was fine but serving failed (busy port, permission...): exit status 1."""
+
+
+def explain_listen_failure(exc: BaseException) -> BaseException:
+    """``exc`` as a :class:`RuntimeFailure` whose message ends in ``Hint: ...`` when the cause
+    is a common one (a privileged port, an address in use); otherwise ``exc`` itself.
+
+    One text for one process and for ``--workers``, which open their listeners in different
+    places.
+    """
+    socket_error = getattr(exc, "socketError", None)
+    code = socket_error.errno if isinstance(socket_error, OSError) else None
+    port = getattr(exc, "port", None)
+    if code in (errno.EACCES, errno.EPERM) and isinstance(port, int) and 0 < port < 1024:
+        hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port 8000, or --port 0 for any free port"
+    elif code == errno.EADDRINUSE:
+        hint = "another process is listening there; stop it, or choose another port (--port 0 picks a free one)"
+    else:
+        return exc
+    failure = RuntimeFailure(f"{error.describe_error(exc)} Hint: {hint}.")
+    failure.__cause__ = exc
+    return failure
 
 
 @dataclass
@@ -376,10 +398,7 @@ class Server:
             d.addErrback(failed)
 
     def _startup_failed(self, exc: BaseException) -> None:
-        socket_error = getattr(exc, "socketError", None)
-        if isinstance(socket_error, OSError) and socket_error.errno in (errno.EACCES, errno.EPERM):
-            exc = RuntimeFailure(f"{exc} (ports below 1024 need privileges: try --port 8000 or --port 0)")
-        self.failure = exc
+        self.failure = explain_listen_failure(exc)
         for port in self.ports:
             port.stopListening()
         self.ports = []

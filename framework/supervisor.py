@@ -15,7 +15,9 @@ Because the supervisor keeps every socket open, a slot's socket outlives its wor
   socket, and only once it listens is the old one asked to drain (SIGTERM): no connection is
   refused or reset;
 - SIGTERM/SIGINT drains every worker (their ``--grace``) and exits 0 once all have exited; a
-  second signal makes them abort their connections.
+  second signal makes them abort their connections;
+- a worker stopped from outside (it exits 0 after draining) is not restarted: only crashes
+  are; once every worker has stopped that way, the supervisor exits 0 too.
 
 Workers run in their own process group (Ctrl-C reaches only the supervisor, which passes it
 on once) and get SIGTERM if the supervisor dies.
@@ -41,7 +43,15 @@ from framework import BACKEND_ENV, endpoints, error, plugins, systemd
 from framework.address import IPv4Address, IPv6Address, UNIXAddress, format_address, format_listener, isIPv6Address
 from framework.eventloop import Reactor
 from framework.main import CONNECTION_DONE
-from framework.serving import STARTUP_PREFIX, RuntimeFailure, ServeConfig, SignalRouter, UsageError, check_tls
+from framework.serving import (
+    STARTUP_PREFIX,
+    RuntimeFailure,
+    ServeConfig,
+    SignalRouter,
+    UsageError,
+    check_tls,
+    explain_listen_failure,
+)
 
 __all__ = ["Supervisor", "run"]
 
@@ -92,6 +102,12 @@ class _Listener:
 
     def for_slot(self, slot: int) -> socket.socket:
         return self.sockets[0] if self.shared else self.sockets[slot]
+
+    def close_slot(self, slot: int) -> None:
+        """Close the socket only ``slot`` uses, so the kernel stops queueing connections on it
+        (a shared socket stays open for the other slots)."""
+        if not self.shared and slot < len(self.sockets):
+            self.sockets[slot].close()
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -342,6 +358,7 @@ class Supervisor:
         self.current: list[_Worker | None] = [None] * count  # the serving worker of each slot
         self.failures = [0] * count
         self.restart_calls: list[Any] = [None] * count
+        self.stopped_slots: set[int] = set()  # their worker was stopped from outside
         self.announced = False
         self.backend = "?"
         self.stopping = False
@@ -509,6 +526,17 @@ class Supervisor:
         elif not self.announced and not worker.ready:
             self._fail(f"worker {worker.slot + 1} {how} before it was serving (see its error above)")
             return
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            # Stopped from outside (SIGTERM/SIGINT to the worker itself): a clean stop, not a
+            # crash, so it is not restarted; the supervisor ends once no worker is left.
+            log.info("%r %s: stopped, not restarted", worker, how)
+            self.stopped_slots.add(worker.slot)
+            for listener in self.listeners:
+                listener.close_slot(worker.slot)
+            if len(self.stopped_slots) == self.count:
+                log.info("every worker has stopped: the supervisor exits")
+                self.stop("every worker has stopped")
+                return
         else:
             ran = time.monotonic() - worker.started
             if ran >= HEALTHY_AFTER:
@@ -522,7 +550,7 @@ class Supervisor:
 
     def _restart(self, slot: int) -> None:
         self.restart_calls[slot] = None
-        if not self.stopping and self.current[slot] is None:
+        if not self.stopping and self.current[slot] is None and slot not in self.stopped_slots:
             self.current[slot] = self._spawn(slot)
 
     def _fail(self, message: str) -> None:
@@ -539,17 +567,18 @@ class Supervisor:
         if self.reloading:
             self.reload_pending = True
             return
-        log.info("SIGHUP: restarting %d worker(s) one at a time", self.count)
+        slots = [slot for slot in range(self.count) if slot not in self.stopped_slots]
+        log.info("SIGHUP: restarting %d worker(s) one at a time", len(slots))
         systemd.notify("RELOADING=1")
         self.reloading = True
-        self._reload_queue = deque(range(self.count))
+        self._reload_queue = deque(slots)
         self._reload_next()
 
     def _reload_next(self) -> None:
         if self.stopping:
             return
         if not self._reload_queue:
-            log.info("SIGHUP restart done: %d new worker(s) serving", self.count)
+            log.info("SIGHUP restart done: %d new worker(s) serving", self.count - len(self.stopped_slots))
             self._end_reload()
             return
         slot = self._reload_queue.popleft()
@@ -688,12 +717,18 @@ def run(config: ServeConfig, out: Any = None) -> int:
         listeners = _inherited_listeners()
         specs = [] if listeners else [_listen_spec(reactor, d) for d in config.listen_descriptions(entry.default_port)]
         for spec in specs:
-            if spec[0] == "tcp":
-                _, port, backlog, interface = spec
-                listeners.append(_tcp_listener(port, backlog, interface, count))
-            else:
-                _, path, backlog, mode = spec
-                listeners.append(_unix_listener(path, backlog, mode))
+            try:
+                if spec[0] == "tcp":
+                    _, port, backlog, interface = spec
+                    listeners.append(_tcp_listener(port, backlog, interface, count))
+                else:
+                    _, path, backlog, mode = spec
+                    listeners.append(_unix_listener(path, backlog, mode))
+            except error.CannotListenError as e:
+                explained = explain_listen_failure(e)
+                if explained is e:
+                    raise
+                raise explained from e
         for listener in listeners:
             host = getattr(listener.address, "host", None)
             if host in ("0.0.0.0", "::", ""):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 
 import framework
 from framework import plugins
-from serve_util import TIMEOUT, connect, env_with, recv_exactly, recv_line, run_cli
+from serve_util import SERVE, TIMEOUT, connect, env_with, recv_exactly, recv_line, run_cli
 
 # ``serve`` (tests/conftest.py) starts ``reactor-serve`` as a ``serve_util.Proc``.
 
@@ -292,11 +294,34 @@ def test_usage_errors(args: Sequence[str], mentions: str) -> None:
     assert result.stdout == ""
 
 
-def test_port_in_use_is_a_runtime_error() -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "workers"])
+def test_port_in_use_is_a_runtime_error_with_a_hint(workers: list[str]) -> None:
     with busy_port() as taken:
-        result = run_cli("--protocol", "echo", "--port", str(taken.getsockname()[1]))
+        result = run_cli("--protocol", "echo", "--port", str(taken.getsockname()[1]), *workers)
     assert result.returncode == 1
     assert_one_error_line(result.stderr, "in use")
+    assert "Hint: another process is listening there" in result.stderr
+    assert "--port 0" in result.stderr
+
+
+def _without_privileged_ports() -> list[str]:
+    """A command prefix that runs the CLI unable to bind ports below 1024, root or not."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "running as root needs util-linux's setpriv to drop CAP_NET_BIND_SERVICE"
+    return [setpriv, "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service"]
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "workers"])
+def test_privileged_port_says_why_and_what_to_do(workers: list[str]) -> None:
+    result = subprocess.run(
+        [*_without_privileged_ports(), *SERVE, "--protocol", "echo", "--port", "1", *workers],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1, result
+    assert_one_error_line(result.stderr, "Permission denied")
+    assert "Hint: ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port 8000" in result.stderr
 
 
 def test_unavailable_backend_is_a_runtime_error(tmp_path: Path) -> None:

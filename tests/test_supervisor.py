@@ -74,6 +74,25 @@ def test_a_dead_worker_is_restarted_and_its_queued_connections_are_served(serve:
     wait_exited([pids[1], new])
 
 
+def test_workers_stopped_from_outside_are_not_restarted_and_the_supervisor_follows(serve: Any) -> None:
+    sup = serve("--protocol", "echo", "--port", "0", "--workers", "2")
+    pids = worker_pids(sup, 2)
+    port = sup.port()
+    os.kill(pids[0], signal.SIGTERM)
+    sup.wait_stderr(r"worker \d \(pid %d\) exited with status 0: stopped, not restarted" % pids[0])
+    # The stopped slot's socket is closed with it: no new connection waits there for a worker
+    # that will not come (with it open, about half of these would hang).
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"ping\n")
+            assert recv_exactly(c, 5) == b"ping\n"
+    assert "restarting it" not in sup.stderr
+    os.kill(pids[1], signal.SIGTERM)
+    assert sup.finish() == 0
+    assert "every worker has stopped" in sup.stderr
+    wait_exited(pids)
+
+
 def test_sighup_restarts_workers_one_by_one_without_refusing_connections(serve: Any) -> None:
     sup = serve("--protocol", "echo", "--port", "0", "--workers", "2")
     old = worker_pids(sup, 2)
