@@ -509,3 +509,61 @@ class IReactorFDSet(Protocol):
     def getWriters(self) -> Sequence[WriteDescriptor]:
         """Everything watched for writing."""
         ...
+
+
+@runtime_checkable
+class IStreamTransport(Protocol):
+    """What a stream protocol's ``self.transport`` offers (TCP, UNIX, TLS, the test doubles).
+
+    ``Protocol.transport`` is annotated with it, so a type checker catches
+    ``self.transport.write("text")`` or a misspelt method in user code.
+    """
+
+    @property
+    def disconnecting(self) -> int:
+        """True (non-zero) once ``loseConnection`` was called: stop producing."""
+        ...
+
+    def write(self, data: bytes, /) -> None:
+        """Queue ``data`` for sending; never blocks."""
+        ...
+
+    def writeSequence(self, data: Iterable[bytes], /) -> None:
+        """``write`` each chunk of ``data`` in order."""
+        ...
+
+    def loseConnection(self) -> None:
+        """Close once everything queued is sent."""
+        ...
+
+    def abortConnection(self) -> None:
+        """Close at once, dropping what is queued."""
+        ...
+
+    def getPeer(self) -> Any:
+        """The remote address (``IPv4Address``, ``UNIXAddress``...)."""
+        ...
+
+    def getHost(self) -> Any:
+        """The local address."""
+        ...
+
+    def registerProducer(self, producer: Any, streaming: bool, /) -> None:
+        """Attach a producer that the transport pauses and resumes with its write buffer."""
+        ...
+
+    def unregisterProducer(self) -> None:
+        """Detach the producer."""
+        ...
+
+    def pauseProducing(self) -> None:
+        """Stop reading from the peer (back-pressure on it)."""
+        ...
+
+    def resumeProducing(self) -> None:
+        """Read from the peer again."""
+        ...
+
+    def stopProducing(self) -> None:
+        """Stop reading for good and close."""
+        ...

@@ -17,6 +17,7 @@ from framework.defer import Deferred
 from framework.failure import Failure
 from framework.interfaces import (
     ILoggingContext,
+    IStreamTransport,
     IProcessProtocol,
     IProtocol,
     IProtocolFactory,
@@ -67,9 +68,11 @@ class BaseProtocol:
 
 class Protocol(BaseProtocol, IProtocol, ILoggingContext):
     """A stream protocol: override ``dataReceived`` and, when needed, ``connectionMade`` and
-    ``connectionLost``. ``factory`` is the factory that built it (set by ``buildProtocol``)."""
+    ``connectionLost``. ``factory`` is the factory that built it (set by ``buildProtocol``).
+    ``transport`` is typed as always set, as it is from ``makeConnection`` on (``None`` before)."""
 
     factory: Any = None
+    transport: IStreamTransport = None  # type: ignore[assignment]
 
     def logPrefix(self) -> str:
         return self.__class__.__name__

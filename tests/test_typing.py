@@ -51,6 +51,14 @@ def use(reactor: IReactorTime, tcp: IReactorTCP, threads: IReactorThreads, fds: 
     LoopingCall(tick).clock = "reactor"  # E: assignment
     fine: IReactorTime = MemoryReactor()
     fine.callLater(0.5, tick)
+
+
+class Greeter(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.write("hello\\r\\n")  # E: arg-type
+        self.transport.write(b"hello\\r\\n")
+        self.transport.loseConection()  # E: attr-defined
+        self.transport.registerProducer(self.transport, True)
 '''
 
 

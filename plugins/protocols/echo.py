@@ -26,7 +26,7 @@ class Echo(Protocol):
         # call less per read, the transport's write *is* the protocol's behaviour. (Not
         # ``self.__dict__``: reading it would build a dict, 64 bytes per connection.)
         if getattr(self.dataReceived, "__func__", None) is Echo.dataReceived:
-            self.dataReceived = transport.write  # type: ignore[method-assign]
+            self.dataReceived = transport.write  # type: ignore[method-assign,assignment]
 
     def dataReceived(self, data: bytes) -> None:
         self.transport.write(data)

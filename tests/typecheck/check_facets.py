@@ -21,13 +21,17 @@ from framework.interfaces import (
     IReactorTime,
     IReactorUDP,
     IReactorUNIX,
+    IStreamTransport,
     IThreadPool,
     ReadDescriptor,
     WriteDescriptor,
 )
 from framework.protocol import ClientFactory, DatagramProtocol, Factory, Protocol, ReconnectingClientFactory
 from framework.task import Clock, LoopingCall, deferLater
-from framework.testing import FakeThreadPool, MemoryReactor
+from framework.tcp import TCPConnection
+from framework.testing import FakeThreadPool, MemoryReactor, StringTransport
+from framework.tlsprotocol import TLSMemoryBIOProtocol
+from framework.unix import Server as UNIXServer
 from framework.threads import ThreadPool
 
 
@@ -149,3 +153,11 @@ def generator_function(n: int) -> Any:
 
 def inline_callbacks_keep_parameters() -> None:
     generator_function(3)
+
+
+def the_stream_transports_are_stream_transports(tcp: TCPConnection, unix: UNIXServer,
+                                               tls: TLSMemoryBIOProtocol, fake: StringTransport) -> None:
+    transports: list[IStreamTransport] = [tcp, unix, tls, fake]
+    protocol = Protocol()
+    protocol.transport = tcp
+    del transports, protocol
