@@ -213,3 +213,32 @@ def test_the_sdist_carries_docs_changelog_examples_and_tests(tmp_path: Path) -> 
                      "framework/__init__.py", "plugins/protocols/echo.py"):
         assert expected in names, expected
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_the_plugin_guide_order_framework_first_then_the_plugin(
+    wheel: Path, venv_python: Path, tmp_path: Path
+) -> None:
+    """docs/plugin-guide.md: with the framework installed first, ``pip install`` of the example
+    plugin resolves its ``reactor-framework`` dependency from the environment (no index), and
+    the plugin's protocol and middleware are listed."""
+    plugin = tmp_path / "third_party_plugin"
+    shutil.copytree(ROOT / "examples" / "third_party_plugin", plugin,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(plugin)]
+    if _can_build_offline():
+        cmd[4:4] = ["--no-build-isolation", "--no-index"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    [built] = (tmp_path / "dist").glob("reactor_rot13-*.whl")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv_python), "install", "--quiet", "--no-index", str(built)],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=_isolated_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    listed = subprocess.run(
+        [str(venv_python), "-m", "framework", "--list"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=_isolated_env(),
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^  rot13\s.*\[reactor-rot13 1\.0\.0\]$", listed.stdout, re.M), listed.stdout
+    assert re.search(r"^  callcount\s.*\[reactor-rot13 1\.0\.0\]$", listed.stdout, re.M), listed.stdout

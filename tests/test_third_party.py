@@ -73,6 +73,10 @@ def test_serve_the_third_party_protocol_with_its_middleware(site: Path, serve: A
     with connect(s.tcp_port()) as c:
         c.sendall(b"Hello, plugin\n")
         assert recv_line(c) == b"URYYB, CYHTVA\n"
+        c.sendall(b"again\n")
+        assert recv_line(c) == b"NTNVA\n"
+    # the middleware visibly acts: one log line per callback run (sendLine, once per line)
+    s.wait_stderr(r"INFO reactor_rot13: callcount: 2 Deferred callbacks run so far")
     s.signal(signal.SIGTERM)
     assert s.finish() == 0
 
@@ -109,6 +113,8 @@ def test_the_plugin_guide_shows_the_example_files_verbatim() -> None:
     assert {path for path, _ in blocks} == {"pyproject.toml", "src/reactor_rot13/__init__.py", "tests/test_rot13.py"}
     for path, code in blocks:
         assert code == (EXAMPLES / "third_party_plugin" / path).read_text(), path
+    [readme] = re.findall(r"^\*\*`README\.md`\*\*.*?\n\n````markdown\n(.*?)^````$", guide, re.M | re.S)
+    assert readme == (EXAMPLES / "third_party_plugin" / "README.md").read_text()
 
 
 def test_the_example_plugin_own_tests_pass_once_installed(site: Path) -> None:

@@ -1,5 +1,7 @@
 """Unit tests of the rot13 plugin: no sockets, no reactor, just an in-memory transport."""
 
+import logging
+
 import pytest
 
 from framework import plugins
@@ -38,7 +40,10 @@ def test_registered_through_the_entry_point():
         entry.make_factory({"upper": "maybe"})
 
 
-def test_callcount_counts_added_callbacks():
+def test_callcount_counts_and_logs_the_callbacks_run(caplog):
     counter = CallCount()
     wrapped = counter.wrap_callback(len)
-    assert wrapped is len and counter.count == 1
+    with caplog.at_level(logging.INFO, logger="reactor_rot13"):
+        assert wrapped("abc") == 3
+    assert counter.count == 1
+    assert "callcount: 1 Deferred callbacks run so far" in caplog.text

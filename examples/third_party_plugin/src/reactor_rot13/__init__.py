@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import codecs
+import logging
 from typing import Any, Callable
 
 from framework import hookimpl
 from framework.basic import LineReceiver
+from framework.defer import maybeDeferred
 from framework.plugins import Option
 from framework.protocol import Factory
 
 __version__ = "1.0.0"
+
+log = logging.getLogger("reactor_rot13")
 
 
 class Rot13(LineReceiver):
@@ -19,10 +23,16 @@ class Rot13(LineReceiver):
     delimiter = b"\n"
 
     def lineReceived(self, line: bytes) -> None:
+        # The reply goes through a Deferred, as it would if encoding were a lookup in a
+        # database: the protocol code stays the same, and middleware sees the callback.
+        d = maybeDeferred(self.encode, line)
+        d.addCallback(self.sendLine)
+
+    def encode(self, line: bytes) -> bytes:
         text = codecs.encode(line.decode("utf-8", "replace"), "rot13")
         if self.factory.upper:
             text = text.upper()
-        self.sendLine(text.encode("utf-8"))
+        return text.encode("utf-8")
 
 
 class Rot13Factory(Factory):
@@ -33,14 +43,18 @@ class Rot13Factory(Factory):
 
 
 class CallCount:
-    """Deferred middleware: counts the callbacks and errbacks added while enabled."""
+    """Deferred middleware: counts the callbacks that run while it is enabled, and logs it."""
 
     def __init__(self) -> None:
         self.count = 0
 
     def wrap_callback(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        self.count += 1
-        return callback
+        def counted(result: Any, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            log.info("callcount: %d Deferred callbacks run so far", self.count)
+            return callback(result, *args, **kwargs)
+
+        return counted
 
 
 @hookimpl
@@ -56,4 +70,4 @@ def register_protocols(registry: Any) -> None:
 
 @hookimpl
 def register_deferred_middleware(registry: Any) -> None:
-    registry.add("callcount", CallCount(), description="counts Deferred callbacks (example)")
+    registry.add("callcount", CallCount(), description="logs a count of the Deferred callbacks run (example)")
