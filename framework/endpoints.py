@@ -54,7 +54,7 @@ from framework.endpointstrings import (
 from framework.options import close_match
 from framework.protocol import Factory
 from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, EndpointParser
-from framework.wrapping import WrappingFactory as _WrappingFactory
+from framework.wrapping import ConnectingFactory as _WrappingFactory  # Twisted's private name for it
 
 __all__ = [
     "TCP4ClientEndpoint",

@@ -1,6 +1,10 @@
 """Connection policies: idle timeouts, per-message deadlines and connection limits.
 
-Two tools, usable from code and used by ``reactor-serve``:
+Twisted's wrapping policies (``ProtocolWrapper``, ``WrappingFactory``, ``ThrottlingFactory``,
+``TimeoutFactory``, ``LimitConnectionsByPeer``, ``LimitTotalConnectionsFactory``,
+``TrafficLoggingFactory``, ``SpewingFactory``) are importable from here as in Twisted; they
+live in ``framework.wrapping`` and ``framework.policywrappers``. Two tools of this module are
+usable from code and used by ``reactor-serve``:
 
 - :class:`TimeoutMixin`: a protocol mixin (Twisted's API) that calls ``timeoutConnection``
   after ``timeOut`` seconds without a ``resetTimeout()``.
@@ -31,8 +35,38 @@ from typing import Any, Callable
 
 from framework.address import host_port
 from framework.interfaces import IHalfCloseableProtocol
+from framework.policywrappers import (
+    LimitConnectionsByPeer,
+    LimitTotalConnectionsFactory,
+    SpewingFactory,
+    SpewingProtocol,
+    ThrottlingFactory,
+    ThrottlingProtocol,
+    TimeoutFactory,
+    TimeoutProtocol,
+    TrafficLoggingFactory,
+    TrafficLoggingProtocol,
+)
+from framework.wrapping import ProtocolWrapper, WrappingFactory
 
-__all__ = ["PolicyFactory", "PolicyProtocol", "TimeoutMixin", "supports_message_timeout"]
+__all__ = [
+    "LimitConnectionsByPeer",
+    "LimitTotalConnectionsFactory",
+    "PolicyFactory",
+    "PolicyProtocol",
+    "ProtocolWrapper",
+    "SpewingFactory",
+    "SpewingProtocol",
+    "ThrottlingFactory",
+    "ThrottlingProtocol",
+    "TimeoutFactory",
+    "TimeoutMixin",
+    "TimeoutProtocol",
+    "TrafficLoggingFactory",
+    "TrafficLoggingProtocol",
+    "WrappingFactory",
+    "supports_message_timeout",
+]
 
 log = logging.getLogger("framework.policies")
 

@@ -23,7 +23,7 @@ verification on for clients, a handshake timeout (``HANDSHAKE_TIMEOUT``) and, on
 Layers: this module, ``framework.tlsprotocol`` (the TLS layer of one connection) and
 ``framework.tlscontext`` (contexts, options, certificate checks) import no transport module.
 ``listenSSL``/``connectSSL`` go through the reactor's ``listenTCP``/``connectTCP`` with the TLS
-wrapping factory; the client endpoints use ``framework.wrapping.WrappingFactory``; and
+wrapping factory; the client endpoints use ``framework.wrapping.ConnectingFactory``; and
 ``transport.startTLS(...)`` on a TCP or UNIX transport reaches ``startTLS`` here because the
 stream base (``framework.stream``) imports this module, one layer up: TLS sits below the stream
 transports, as a protocol wrapper over any of them.
@@ -50,7 +50,7 @@ from framework.tlscontext import (
     serverContext,
 )
 from framework.tlsprotocol import READ_SIZE, TLSMemoryBIOProtocol
-from framework.wrapping import WrappingFactory
+from framework.wrapping import ConnectingFactory
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -286,7 +286,7 @@ class SSL4ClientEndpoint:
 
     def connect(self, protocolFactory: Any) -> Any:
         try:
-            wf = WrappingFactory(protocolFactory)
+            wf = ConnectingFactory(protocolFactory)
             self._reactor.connectSSL(self._host, self._port, wf, self._contextFactory,
                                      self._timeout, self._bindAddress)
         except BaseException:
@@ -301,7 +301,7 @@ class _TLSClientEndpoint:
 
     def connect(self, protocolFactory: Any) -> Any:
         try:
-            wf = WrappingFactory(protocolFactory)
+            wf = ConnectingFactory(protocolFactory)
             factory = TLSMemoryBIOFactory(self._contextFactory, True, wf)
             factory._reportsOwnFailures = True
         except BaseException:

@@ -390,6 +390,10 @@ class TestCase(SynchronousTestCase):
         if reactor is None:
             return
         readers_before, writers_before = getattr(self, "_reactor_before", (set(), set()))
+        # As trial's janitor does: two turns of the reactor first, so what is already due
+        # (a peer's close just sent, a callLater(0)) happens before anything counts as left.
+        reactor.iterate(0)
+        reactor.iterate(0)
         problems = []
         for call in reactor.getDelayedCalls():
             if call.active():
