@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+from framework.interfaces import IAddress
+
 __all__ = [
     "IPv4Address", "IPv6Address", "UNIXAddress",
     "isIPAddress", "isIPv6Address", "host_port", "format_address", "from_sockaddr",
@@ -46,7 +48,7 @@ def isIPAddress(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class IPv4Address:
+class IPv4Address(IAddress):
     """An IPv4 socket address: ``type`` is ``'TCP'`` or ``'UDP'``."""
 
     type: _Kind
@@ -58,7 +60,7 @@ class IPv4Address:
 
 
 @dataclass(frozen=True, slots=True)
-class IPv6Address:
+class IPv6Address(IAddress):
     """An IPv6 socket address, with the flow label and scope id of ``sockaddr_in6``."""
 
     type: _Kind
@@ -72,7 +74,7 @@ class IPv6Address:
 
 
 @dataclass(frozen=True, slots=True)
-class UNIXAddress:
+class UNIXAddress(IAddress):
     """A UNIX socket address: a filesystem path, a Linux abstract name (leading NUL byte),
     or ``None`` for an unbound (e.g. client-side) socket."""
 

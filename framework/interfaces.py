@@ -33,6 +33,17 @@ class Interface:
 
     __slots__ = ()
 
+    @classmethod
+    def providedBy(cls, obj: object) -> bool:
+        """Whether ``obj`` implements this interface (Twisted's spelling of ``isinstance``)."""
+        return isinstance(obj, cls)
+
+
+class IAddress(Interface):
+    """An endpoint address: ``IPv4Address``, ``IPv6Address``, ``UNIXAddress``..."""
+
+    __slots__ = ()
+
 
 class ILoggingContext(Interface):
     __slots__ = ()
@@ -295,9 +306,36 @@ class Multiplexer(abc.ABC):
 # Parameters before ``*args`` are positional-only (``/``) so that implementations may name
 # them as they like; the others keep Twisted's names, since callers pass them by keyword.
 
+_NOTHING = object()
+
+if TYPE_CHECKING:
+    _Facet = abc.ABCMeta
+else:
+
+    class _Facet(type(Protocol)):
+        """The facets' metaclass: Twisted's interface idioms, for code ported from Twisted.
+
+        ``IReactorUNIX(reactor)`` returns ``reactor`` if it has the facet's methods, else raises
+        ``TypeError``; ``IReactorUNIX(reactor, None)`` returns ``None`` instead.
+        ``IReactorTime.providedBy(obj)`` is ``isinstance(obj, IReactorTime)``.
+        """
+
+        def __call__(cls, *args, **kwargs):
+            if not cls.__dict__.get("_is_protocol", False) or kwargs or not 1 <= len(args) <= 2:
+                return super().__call__(*args, **kwargs)
+            obj, default = args[0], args[1] if len(args) == 2 else _NOTHING
+            if isinstance(obj, cls):
+                return obj
+            if default is _NOTHING:
+                raise TypeError(f"{obj!r} does not provide {cls.__name__}")
+            return default
+
+        def providedBy(cls, obj):
+            return isinstance(obj, cls)
+
 
 @runtime_checkable
-class IDelayedCall(Protocol):
+class IDelayedCall(Protocol, metaclass=_Facet):
     """What ``callLater`` returns: a scheduled call that can be cancelled or moved."""
 
     def getTime(self) -> float:
@@ -322,7 +360,7 @@ class IDelayedCall(Protocol):
 
 
 @runtime_checkable
-class IReactorTime(Protocol):
+class IReactorTime(Protocol, metaclass=_Facet):
     """Time and timers: the reactor, ``framework.task.Clock``, ``MemoryReactor``."""
 
     def seconds(self) -> float:
@@ -340,7 +378,7 @@ class IReactorTime(Protocol):
 
 
 @runtime_checkable
-class IReactorCore(Protocol):
+class IReactorCore(Protocol, metaclass=_Facet):
     """Running and stopping the loop, and the system-event triggers."""
 
     @property
@@ -380,7 +418,7 @@ class IReactorCore(Protocol):
 
 
 @runtime_checkable
-class IReactorTCP(Protocol):
+class IReactorTCP(Protocol, metaclass=_Facet):
     """TCP servers and clients."""
 
     def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50,
@@ -395,7 +433,7 @@ class IReactorTCP(Protocol):
 
 
 @runtime_checkable
-class IReactorUNIX(Protocol):
+class IReactorUNIX(Protocol, metaclass=_Facet):
     """UNIX-domain stream servers and clients."""
 
     def listenUNIX(self, address: str | bytes, factory: IProtocolFactory, backlog: int = 50,
@@ -410,7 +448,7 @@ class IReactorUNIX(Protocol):
 
 
 @runtime_checkable
-class IReactorUDP(Protocol):
+class IReactorUDP(Protocol, metaclass=_Facet):
     """UDP ports."""
 
     def listenUDP(self, port: int, protocol: AbstractDatagramProtocol, interface: str = "",
@@ -420,7 +458,7 @@ class IReactorUDP(Protocol):
 
 
 @runtime_checkable
-class IThreadPool(Protocol):
+class IThreadPool(Protocol, metaclass=_Facet):
     """What ``IReactorThreads.getThreadPool`` returns (``framework.threads.ThreadPool``)."""
 
     def callInThread(self, func: Callable[..., object], /, *args: Any, **kw: Any) -> None:
@@ -435,7 +473,7 @@ class IThreadPool(Protocol):
 
 
 @runtime_checkable
-class IReactorThreads(Protocol):
+class IReactorThreads(Protocol, metaclass=_Facet):
     """Handing work to and from threads."""
 
     def callFromThread(self, callable: Callable[..., object], /, *args: Any, **kw: Any) -> None:
@@ -479,7 +517,7 @@ class WriteDescriptor(Protocol):
 
 
 @runtime_checkable
-class IReactorFDSet(Protocol):
+class IReactorFDSet(Protocol, metaclass=_Facet):
     """Watching file descriptors for readiness."""
 
     def addReader(self, reader: ReadDescriptor, /) -> None:
@@ -512,7 +550,7 @@ class IReactorFDSet(Protocol):
 
 
 @runtime_checkable
-class IStreamTransport(Protocol):
+class IStreamTransport(Protocol, metaclass=_Facet):
     """What a stream protocol's ``self.transport`` offers (TCP, UNIX, TLS, the test doubles).
 
     ``Protocol.transport`` is annotated with it, so a type checker catches

@@ -24,7 +24,7 @@ from typing import Any
 from framework import error, spawn
 from framework.failure import Failure
 from framework.interfaces import (
-    IConsumer, IFileDescriptor, IPushProducer, IReadDescriptor, IWriteDescriptor,
+    IAddress, IConsumer, IFileDescriptor, IPushProducer, IReadDescriptor, IWriteDescriptor,
 )
 from framework.main import CONNECTION_DONE, CONNECTION_LOST
 from framework.stream import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER
@@ -47,7 +47,7 @@ _DEFAULT_CHILD_FDS = {0: "w", 1: "r", 2: "r"}
 reapProcessHandlers: dict[int, Process] = {}
 
 
-class ProcessAddress:
+class ProcessAddress(IAddress):
     """``getHost()``/``getPeer()`` of a process transport: a process has no socket address."""
 
     __slots__ = ()

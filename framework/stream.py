@@ -508,6 +508,11 @@ class Connection(SequenceWriter, ReadToggle, IReadWriteDescriptor, ITransport, I
                 except Exception:
                     self._log.exception("Error in %r.stopProducing", producer)
         self._fd = -1
+        if self._host is None:  # getHost() keeps working in connectionLost and after
+            try:
+                self.getHost()
+            except OSError:
+                pass
         try:
             self.socket.close()
         except OSError:

@@ -25,7 +25,7 @@ MAX_REACTOR_LINES = 350
 #: its own layer or lower ones. A new module must be given its layer here and in the doc.
 LAYERS: dict[str, list[str]] = {
     "foundations": [
-        "version", "error", "failure", "address", "interfaces", "main", "options", "hookspecs",
+        "version", "error", "failure", "interfaces", "address", "main", "options", "hookspecs",
         "chain", "writing", "logger", "endpointstrings", "spawn", "tlscontext",
     ],
     "deferred": [
@@ -33,7 +33,7 @@ LAYERS: dict[str, list[str]] = {
         "_defer_combinators", "_defer_locks", "defer", "cooperator", "react",
     ],
     "protocols and plugins": [
-        "protocol", "basic", "wrapping", "policywrappers", "utils", "policies", "proxyprotocol", "registries",
+        "protocol", "basic", "wrapping", "policywrappers", "utils", "policies", "loopback", "proxyprotocol", "registries",
         "plugins", "middleware",
     ],
     "reactor owners": [

@@ -1125,3 +1125,23 @@ def test_abort_inside_a_half_close_hook_stays_an_abort(reactor: Any) -> None:
     assert [e for e in sp.events if e in ("readLost", "writeLost")] == ["writeLost", "readLost"]
     wait_lost(reactor, cp)
     run_until(reactor, port.stopListening())
+
+
+def test_get_host_and_peer_still_answer_in_connection_lost(reactor) -> None:
+    from framework import defer
+    from framework.protocol import ClientCreator, Factory, Protocol
+    from util import run_until
+
+    seen: defer.Deferred[tuple] = defer.Deferred()
+
+    class Reporter(Protocol):
+        def connectionLost(self, reason=None) -> None:
+            seen.callback((self.transport.getHost(), self.transport.getPeer()))
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Reporter), interface="127.0.0.1")
+    client = run_until(reactor, ClientCreator(reactor, Protocol).connectTCP("127.0.0.1", port.getHost().port))
+    client.transport.loseConnection()
+    host, peer = run_until(reactor, seen)
+    assert (host.host, host.port) == ("127.0.0.1", port.getHost().port)
+    assert peer.port == client.transport.getHost().port
+    run_until(reactor, port.stopListening())
