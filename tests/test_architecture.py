@@ -33,7 +33,7 @@ LAYERS: dict[str, list[str]] = {
         "_defer_combinators", "_defer_locks", "defer", "cooperator", "react",
     ],
     "protocols and plugins": [
-        "protocol", "basic", "wrapping", "policywrappers", "utils", "policies", "loopback", "proxyprotocol", "registries",
+        "protocol", "basic", "wire", "portforward", "wrapping", "policywrappers", "utils", "policies", "loopback", "proxyprotocol", "registries",
         "plugins", "middleware",
     ],
     "reactor owners": [

@@ -67,6 +67,13 @@ class _LazyReactor:
     def __getattr__(self, name: str) -> Any:
         import framework
 
+        if framework.installed_reactor() is None:
+            from framework.eventloop import Reactor
+
+            if callable(getattr(Reactor, name, None)):
+                # A method looked up, not called (``IReactorUNIX(reactor, None)`` at class
+                # definition checks them): installing waits for the call.
+                return lambda *args, **kwargs: getattr(framework.reactor, name)(*args, **kwargs)
         return getattr(framework.reactor, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
