@@ -154,6 +154,31 @@ class NotConnectingError(RuntimeError):
     """The connector was not connecting when it was asked to stop."""
 
 
+class InvalidAddressError(ValueError):
+    """An address that cannot be used where it was given (a host name where an IP address is
+    needed); ``args`` are the address and the message."""
+
+    def __init__(self, address: object, message: str) -> None:
+        ValueError.__init__(self, address, message)
+        self.address = address
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MulticastJoinError(Exception):
+    """Joining or leaving a multicast group failed: ``args`` are the group, the interface and
+    the reason."""
+
+    def __str__(self) -> str:
+        if len(self.args) == 3:
+            group, interface, reason = self.args
+            where = f" on interface {interface!r}" if interface not in ("", None) else ""
+            return f"multicast group {group!r}{where}: {reason}"
+        return Exception.__str__(self)
+
+
 class NotListeningError(RuntimeError):
     """The port was not listening when it was asked to stop."""
 

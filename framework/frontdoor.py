@@ -1,8 +1,8 @@
 """The reactor's transport front door and name resolution, as a mixin of ``Reactor``.
 
 ``listenTCP``, ``connectTCP``, ``listenSSL``, ``connectSSL``, ``listenUNIX``, ``connectUNIX``,
-``listenUDP``, ``adoptStreamPort`` and ``spawnProcess`` check that the reactor is usable and
-hand over to the transport modules (``framework.tcp``, ``.tls``, ``.unix``, ``.udp``,
+``listenUDP``, ``listenMulticast``, ``adoptStreamPort`` and ``spawnProcess`` check that the reactor is usable and
+hand over to the transport modules (``framework.tcp``, ``.tls``, ``.unix``, ``.udp``, ``.multicast``,
 ``.systemd``, ``.process``), which never import the reactor. ``resolve`` looks names up in the reactor's thread pool through the
 replaceable ``getaddrinfo``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any, Callable
 
-from framework import defer, error, process, systemd, tcp, tls, udp, unix
+from framework import defer, error, multicast, process, systemd, tcp, tls, udp, unix
 from framework.address import isIPAddress, isIPv6Address
 from framework.threads import deferToThreadPool
 
@@ -80,6 +80,12 @@ class FrontDoor:
     def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
         self._check_open()
         return udp.listenUDP(self, port, protocol, interface, maxPacketSize)
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+                        listenMultiple: bool = False) -> Any:
+        """A UDP port that can join multicast groups (see ``framework.multicast``)."""
+        self._check_open()
+        return multicast.listenMulticast(self, port, protocol, interface, maxPacketSize, listenMultiple)
 
     def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: Any) -> Any:
         """Listen on an already listening stream socket (duplicated; close your own copy)."""

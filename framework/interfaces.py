@@ -458,6 +458,16 @@ class IReactorUDP(Protocol, metaclass=_Facet):
 
 
 @runtime_checkable
+class IReactorMulticast(Protocol, metaclass=_Facet):
+    """UDP ports that join multicast groups."""
+
+    def listenMulticast(self, port: int, protocol: AbstractDatagramProtocol, interface: str = "",
+                        maxPacketSize: int = 8192, listenMultiple: bool = False) -> IListeningPort:
+        """Like ``listenUDP``; the transport also has ``joinGroup``, ``leaveGroup``, ``setTTL``..."""
+        ...
+
+
+@runtime_checkable
 class IThreadPool(Protocol, metaclass=_Facet):
     """What ``IReactorThreads.getThreadPool`` returns (``framework.threads.ThreadPool``)."""
 

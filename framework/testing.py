@@ -310,6 +310,7 @@ class MemoryReactor(Clock):
         self.unixServers: list[tuple[Any, ...]] = []
         self.unixClients: list[tuple[Any, ...]] = []
         self.udpServers: list[tuple[Any, ...]] = []
+        self.multicastServers: list[tuple[Any, ...]] = []
         #: ``(port, factory, contextFactory, backlog, interface)`` / ``(host, port, factory,
         #: contextFactory, timeout, bindAddress)``, as Twisted's MemoryReactor records them.
         self.sslServers: list[tuple[Any, ...]] = []
@@ -453,6 +454,13 @@ class MemoryReactor(Clock):
         maxPacketSize: int = 8192,
     ) -> FakePort:
         self.udpServers.append((port, protocol, interface, maxPacketSize))
+        return self._listen(port, interface, _address_for("UDP", interface, port, "0.0.0.0"), protocol)
+
+    def listenMulticast(
+        self, port: int, protocol: AbstractDatagramProtocol, interface: str = "",
+        maxPacketSize: int = 8192, listenMultiple: bool = False,
+    ) -> FakePort:
+        self.multicastServers.append((port, protocol, interface, maxPacketSize, listenMultiple))
         return self._listen(port, interface, _address_for("UDP", interface, port, "0.0.0.0"), protocol)
 
     def listenSSL(

@@ -32,8 +32,8 @@ READ_BATCH = 128
 
 def _checkHost(host: Any) -> None:
     if not isinstance(host, str) or not (isIPAddress(host) or isIPv6Address(host)):
-        raise ValueError(
-            f"UDP needs an IP address, not {host!r}: resolve names first (reactor.resolve)")
+        raise error.InvalidAddressError(
+            host, f"UDP needs an IP address, not {host!r}: resolve names first (reactor.resolve)")
 
 
 class Port(IReadDescriptor, IListeningPort):
@@ -63,12 +63,12 @@ class Port(IReadDescriptor, IListeningPort):
         self._fd = -1
         self._reading = False
         self._connectedAddr: tuple[str, int] | None = None
-        self._realPort: int | None = None
+        self._realPortNumber: int | None = None
         self._hosts: set[str] = set()
         self._hostAddress: Any = None
 
     def __repr__(self) -> str:
-        where = self._realPort if self._realPort is not None else self.port
+        where = self._realPortNumber if self._realPortNumber is not None else self.port
         state = "listening" if self.connected else "not listening"
         return f"<{type(self.protocol).__name__} on UDP {where!r} ({state})>"
 
@@ -94,6 +94,7 @@ class Port(IReadDescriptor, IListeningPort):
         except OSError as e:
             raise error.CannotListenError(iface, self.port, e) from e
         try:
+            self._configureSocket(sock)
             sock.bind((iface, self.port))
             sock.setblocking(False)
         except (OSError, OverflowError, TypeError) as e:
@@ -101,7 +102,7 @@ class Port(IReadDescriptor, IListeningPort):
             raise error.CannotListenError(iface, self.port, e) from e
         self.socket = sock
         self._fd = sock.fileno()
-        self._realPort = sock.getsockname()[1]
+        self._realPortNumber = sock.getsockname()[1]
         self._hostAddress = from_sockaddr(family, sock.getsockname(), "UDP")
         self.connected = True
         try:
@@ -115,6 +116,9 @@ class Port(IReadDescriptor, IListeningPort):
         if self.connected:
             self._reading = True
             self.reactor.addReader(self)
+
+    def _configureSocket(self, sock: socket.socket) -> None:
+        """Set options that must precede ``bind`` (a subclass's hook: multicast sharing)."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -261,7 +265,7 @@ class Port(IReadDescriptor, IListeningPort):
 
     loseConnection = stopListening
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.connected:
             return
         self.connected = False

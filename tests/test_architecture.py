@@ -41,7 +41,7 @@ LAYERS: dict[str, list[str]] = {
         "task",
     ],
     "transports": [
-        "tlsprotocol", "tls", "ssl", "stream", "streamport", "tcp", "unix", "udp", "process",
+        "tlsprotocol", "tls", "ssl", "stream", "streamport", "tcp", "unix", "udp", "multicast", "process",
         "systemd",
     ],
     "endpoints": ["endpoints"],

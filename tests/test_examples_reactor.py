@@ -90,3 +90,13 @@ def test_processes_example() -> None:
     nothing = subprocess.run([sys.executable, str(EXAMPLES / "processes.py"), "zebra"],
                              capture_output=True, text=True, timeout=60)
     assert nothing.returncode == 1 and "grep matched" not in nothing.stdout
+
+
+def test_multicast_example() -> None:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "multicast.py")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for member in ("member 1", "member 2"):
+        assert [line for line in lines if line.startswith(member)] == [
+            f"{member} got {word} from 127.0.0.1" for word in ("one", "two", "three")]

@@ -16,6 +16,7 @@ from framework.interfaces import (
     IDelayedCall,
     IReactorCore,
     IReactorFDSet,
+    IReactorMulticast,
     IReactorTCP,
     IReactorThreads,
     IReactorTime,
@@ -43,9 +44,10 @@ def the_reactor_has_every_facet(reactor: Reactor) -> None:
     udp: IReactorUDP = reactor
     threads: IReactorThreads = reactor
     fdset: IReactorFDSet = reactor
+    multicast: IReactorMulticast = reactor
     call: IDelayedCall = reactor.callLater(1.0, print)
     pool: IThreadPool = reactor.getThreadPool()
-    del time, core, tcp, unix, udp, threads, fdset, call, pool
+    del time, core, tcp, unix, udp, threads, fdset, multicast, call, pool
 
 
 def the_memory_reactor_has_every_facet(reactor: MemoryReactor) -> None:
@@ -56,7 +58,8 @@ def the_memory_reactor_has_every_facet(reactor: MemoryReactor) -> None:
     udp: IReactorUDP = reactor
     threads: IReactorThreads = reactor
     fdset: IReactorFDSet = reactor
-    del time, core, tcp, unix, udp, threads, fdset
+    multicast: IReactorMulticast = reactor
+    del time, core, tcp, unix, udp, threads, fdset, multicast
 
 
 def the_clock_is_a_clock(clock: Clock) -> None:

@@ -1,0 +1,173 @@
+"""UDP multicast (``reactor.listenMulticast``) on the loopback interface, on every backend.
+
+Datagrams are sent with TTL 0 by the interface 127.0.0.1: they never leave this host.
+Receiving ports bind to the group address itself, so they get only that group's datagrams.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from framework import error
+from framework.multicast import MulticastPort
+from framework.protocol import DatagramProtocol
+from framework.testing import MemoryReactor
+from test_tcp import HAS_IPV6
+from util import run_until, run_until_true
+
+GROUP = "228.0.0.5"
+LOCAL = "127.0.0.1"
+
+
+class Collector(DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, Any]] = []
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.datagrams.append((data, addr))
+
+
+def _receiver(reactor: Any, port: int = 0, listenMultiple: bool = False, join: bool = True) -> tuple[Collector, Any]:
+    proto = Collector()
+    p = reactor.listenMulticast(port, proto, interface=GROUP, listenMultiple=listenMultiple)
+    if join:
+        assert run_until(reactor, p.joinGroup(GROUP, LOCAL)) == 1
+    return proto, p
+
+
+def _sender(reactor: Any) -> Any:
+    p = reactor.listenMulticast(0, Collector(), interface=LOCAL)
+    run_until(reactor, p.setOutgoingInterface(LOCAL))
+    p.setTTL(0)
+    p.setLoopbackMode(True)
+    return p
+
+
+def _stop(reactor: Any, *ports: Any) -> None:
+    for p in ports:
+        run_until(reactor, p.stopListening())
+    run_until_true(reactor, lambda: not reactor.getReaders())
+
+
+def _turns(reactor: Any, n: int = 3) -> None:
+    for _ in range(n):
+        reactor.iterate(0)
+
+
+def test_a_joined_port_receives_what_is_sent_to_the_group(reactor: Any) -> None:
+    proto, recv = _receiver(reactor)
+    assert isinstance(recv, MulticastPort) and proto.transport is recv
+    send = _sender(reactor)
+    send.write(b"hello group", (GROUP, recv.getHost().port))
+    run_until_true(reactor, lambda: proto.datagrams)
+    assert proto.datagrams == [(b"hello group", (LOCAL, send.getHost().port))]
+    _stop(reactor, recv, send)
+
+
+def test_ports_sharing_the_group_port_each_get_a_copy(reactor: Any) -> None:
+    first, p1 = _receiver(reactor, listenMultiple=True)
+    second, p2 = _receiver(reactor, port=p1.getHost().port, listenMultiple=True)
+    assert p1.getHost().port == p2.getHost().port
+    send = _sender(reactor)
+    send.write(b"to both", (GROUP, p1.getHost().port))
+    run_until_true(reactor, lambda: first.datagrams and second.datagrams)
+    assert first.datagrams[0][0] == second.datagrams[0][0] == b"to both"
+    _stop(reactor, p1, p2, send)
+
+
+def test_only_members_receive_and_leaving_stops_delivery(reactor: Any) -> None:
+    member, p1 = _receiver(reactor, listenMultiple=True)
+    # Bound to the same group and port but never joined: on Linux it gets nothing
+    # (IP_MULTICAST_ALL is off), though another socket of this host is a member.
+    outsider, p2 = _receiver(reactor, port=p1.getHost().port, listenMultiple=True, join=False)
+    leaver, p3 = _receiver(reactor, port=p1.getHost().port, listenMultiple=True)
+    send = _sender(reactor)
+    group_port = p1.getHost().port
+    send.write(b"one", (GROUP, group_port))
+    run_until_true(reactor, lambda: member.datagrams and leaver.datagrams)
+    assert run_until(reactor, p3.leaveGroup(GROUP, LOCAL)) == 1
+    send.write(b"two", (GROUP, group_port))
+    run_until_true(reactor, lambda: len(member.datagrams) == 2)
+    _turns(reactor)  # whatever else the kernel queued with "two" has been read by now
+    assert [d for d, _ in leaver.datagrams] == [b"one"]
+    assert outsider.datagrams == []
+    _stop(reactor, p1, p2, p3, send)
+
+
+def test_options_round_trip_and_bad_values_are_clear_errors(reactor: Any) -> None:
+    p = reactor.listenMulticast(0, Collector(), interface=LOCAL)
+    p.setTTL(3)
+    assert p.getTTL() == 3
+    for bad in (256, -1, "1", True, 1.5):
+        with pytest.raises(ValueError, match="TTL"):
+            p.setTTL(bad)
+    p.setLoopbackMode(False)
+    assert p.getLoopbackMode() is False
+    p.setLoopbackMode(True)
+    assert p.getLoopbackMode() is True
+    run_until(reactor, p.setOutgoingInterface(LOCAL))
+    assert p.getOutgoingInterface() == LOCAL
+    failure = []
+    p.setOutgoingInterface("not-an-address").addErrback(failure.append)
+    assert failure and failure[0].check(ValueError)
+    _stop(reactor, p)
+
+
+@pytest.mark.parametrize(("group", "interface", "says"), [
+    ("127.0.0.1", LOCAL, "not a multicast group"),
+    ("239.1.2.3", "eth-nonsense", "IPv4 address of a local interface"),
+    ("ff02::1", LOCAL, "is an IPv6 group"),
+    ("not a group", "", "not a multicast group"),
+])
+def test_bad_joins_fail_with_multicast_join_error(reactor: Any, group: str, interface: str, says: str) -> None:
+    p = reactor.listenMulticast(0, Collector(), interface=LOCAL)
+    failures: list[Any] = []
+    p.joinGroup(group, interface).addErrback(failures.append)
+    [failure] = failures
+    assert failure.check(error.MulticastJoinError)
+    assert says in str(failure.value) and repr(group) in str(failure.value)
+    _stop(reactor, p)
+
+
+def test_leaving_a_group_never_joined_fails(reactor: Any) -> None:
+    p = reactor.listenMulticast(0, Collector(), interface=LOCAL)
+    failures: list[Any] = []
+    p.leaveGroup(GROUP, LOCAL).addErrback(failures.append)
+    assert failures and failures[0].check(error.MulticastJoinError)
+    _stop(reactor, p)
+
+
+def test_options_before_listening_say_so() -> None:
+    p = MulticastPort(0, Collector())
+    with pytest.raises(error.NotListeningError):
+        p.setTTL(1)
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 on this machine")
+def test_ipv6_groups_join_and_leave_on_an_interface_by_name(reactor: Any) -> None:
+    # Delivery over lo is not possible for IPv6 here (lo has no multicast route), so this
+    # checks membership and the options, not delivery.
+    p = reactor.listenMulticast(0, Collector(), interface="::1")
+    assert p.getHandle().family == socket.AF_INET6
+    assert run_until(reactor, p.joinGroup("ff02::1:3", "lo")) == 1
+    assert run_until(reactor, p.leaveGroup("ff02::1:3", "lo")) == 1
+    p.setTTL(2)
+    assert p.getTTL() == 2
+    run_until(reactor, p.setOutgoingInterface("lo"))
+    assert p.getOutgoingInterface() == socket.if_nametoindex("lo")
+    failures: list[Any] = []
+    p.joinGroup("228.0.0.5", "lo").addErrback(failures.append)
+    p.joinGroup("ff02::1:3", "no-such-if0").addErrback(failures.append)
+    assert [f.check(error.MulticastJoinError) for f in failures] == [error.MulticastJoinError] * 2
+    assert "no network interface named 'no-such-if0'" in str(failures[1].value)
+    _stop(reactor, p)
+
+
+def test_memory_reactor_records_listen_multicast() -> None:
+    reactor = MemoryReactor()
+    proto = Collector()
+    reactor.listenMulticast(9999, proto, interface=GROUP, listenMultiple=True)
+    assert reactor.multicastServers == [(9999, proto, GROUP, 8192, True)]
