@@ -13,7 +13,7 @@ from typing import Literal
 from framework.interfaces import IAddress
 
 __all__ = [
-    "IPv4Address", "IPv6Address", "UNIXAddress",
+    "HostnameAddress", "IPv4Address", "IPv6Address", "UNIXAddress",
     "isIPAddress", "isIPv6Address", "host_port", "format_address", "from_sockaddr",
 ]
 
@@ -79,6 +79,14 @@ class UNIXAddress(IAddress):
     or ``None`` for an unbound (e.g. client-side) socket."""
 
     name: str | bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameAddress(IAddress):
+    """A host name and port, not yet resolved (what a ``HostnameEndpoint`` connects to)."""
+
+    hostname: bytes
+    port: int
 
 
 def host_port(host: str, port: int | str) -> str:

@@ -35,11 +35,15 @@ protocol once its ``connectionMade`` has run (or failing with the connection err
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import socket
+from itertools import zip_longest
+from typing import Any, Callable
 
 from framework.version import __version__
 from framework import error, plugins
+from framework.address import HostnameAddress, isIPAddress, isIPv6Address
 from framework.defer import Deferred, fail, maybeDeferred
+from framework.failure import Failure
 from framework.endpointstrings import (
     MAX_BACKLOG,
     DescriptionError,
@@ -52,11 +56,13 @@ from framework.endpointstrings import (
     unix_path,
 )
 from framework.options import close_match
-from framework.protocol import Factory
+from framework.protocol import ClientFactory, Factory
+from framework.threads import deferToThreadPool
 from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, EndpointParser
 from framework.wrapping import ConnectingFactory as _WrappingFactory  # Twisted's private name for it
 
 __all__ = [
+    "HostnameEndpoint",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
@@ -171,6 +177,192 @@ class TCP4ClientEndpoint:
 
 class TCP6ClientEndpoint(TCP4ClientEndpoint):
     """Connect over TCP to an IPv6 address."""
+
+
+#: Seconds between the starts of two connection attempts (RFC 8305 recommends 250 ms).
+ATTEMPT_DELAY = 0.25
+
+
+def _idna(host: str | bytes) -> tuple[str, bytes, Exception | None]:
+    """The host as text (Unicode, for people) and as IDNA bytes (for the resolver); an
+    encoding error is kept for ``connect`` to report."""
+    try:
+        if isinstance(host, bytes):
+            return host.decode("idna"), host, None
+        if isIPAddress(host) or isIPv6Address(host):
+            return host, host.encode("ascii"), None
+        encoded = host.encode("idna")  # normalized on the way (nameprep)
+        return encoded.decode("idna"), encoded, None
+    except (UnicodeError, ValueError) as e:
+        text = host if isinstance(host, str) else host.decode("ascii", "backslashreplace")
+        return text, text.encode("utf-8", "backslashreplace"), ValueError(f"bad host name {ascii(host)}: {e}")
+
+
+def _binding(bindAddress: Any) -> tuple[str, int] | None:
+    """``bindAddress`` as ``(host, port)``: a bare host (text or bytes) binds any port."""
+    if bindAddress is None:
+        return None
+    if isinstance(bindAddress, (str, bytes)):
+        bindAddress = (bindAddress, 0)
+    try:
+        host, port = bindAddress
+    except (TypeError, ValueError):
+        raise ValueError(f"bindAddress is a host or a (host, port) pair, not {bindAddress!r}") from None
+    return (host.decode("ascii") if isinstance(host, bytes) else host, port)
+
+
+def _addresses(getaddrinfo: Callable[..., Any], host: str, port: int) -> list[str]:
+    """The addresses of ``host`` (blocking: runs in a worker thread), ordered for Happy
+    Eyeballs: IPv6 first, then alternating families, each in the resolver's order."""
+    try:
+        infos = getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        raise error.DNSLookupError(f"{host}: {e}") from None
+    v6: list[str] = []
+    v4: list[str] = []
+    for family, _, _, _, sockaddr in infos:
+        found = v6 if family == socket.AF_INET6 else v4 if family == socket.AF_INET else None
+        if found is not None and sockaddr[0] not in found:
+            found.append(sockaddr[0])
+    ordered: list[str] = []
+    for pair in zip_longest(v6, v4):
+        ordered.extend(a for a in pair if a is not None)
+    if not ordered:
+        raise error.DNSLookupError(f"{host}: no IPv4 or IPv6 address")
+    return ordered
+
+
+class HostnameEndpoint:
+    """Connect to a host name over TCP the way RFC 8305 ("Happy Eyeballs") says: resolve it
+    (in the reactor's thread pool), try its addresses IPv6 first, alternating families,
+    starting one attempt every ``attemptDelay`` seconds (0.25) or at once when the previous
+    one failed; the first connection made wins and the other attempts are cancelled.
+
+    ``connect`` fails with the last attempt's error if all fail, with ``DNSLookupError`` if
+    the name does not resolve; cancelling it stops the lookup's use and every attempt.
+    """
+
+    def __init__(self, reactor: Any, host: str | bytes, port: int, timeout: float = 30,
+                 bindAddress: Any = None, attemptDelay: float | None = None) -> None:
+        self._reactor = reactor
+        self._hostText, self._hostBytes, self._badHost = _idna(host)
+        self._port = port
+        self._timeout = timeout
+        self._bindAddress = _binding(bindAddress)
+        self._attemptDelay = ATTEMPT_DELAY if attemptDelay is None else attemptDelay
+
+    def __repr__(self) -> str:
+        host = self._hostBytes.decode("ascii", "backslashreplace")  # punycode, as Twisted shows it
+        return f"<HostnameEndpoint {f'[{host}]' if ':' in host else host}:{self._port}>"
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """Race the attempts; the Deferred fires with the winner's connected protocol."""
+        if self._badHost is not None:
+            return fail(self._badHost)
+        return _Race(self, protocolFactory).start()
+
+
+class _OneWinner(ClientFactory):
+    """Builds the user's protocol for the first attempt that connects, and refuses the rest."""
+
+    def __init__(self, race: _Race) -> None:
+        self._race = race
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self._race.claimed:
+            return None
+        self._race.claimed = True
+        return self._race.factory.buildProtocol(addr)
+
+
+class _Race:
+    """One ``HostnameEndpoint.connect``: the lookup, the staggered attempts, the outcome."""
+
+    def __init__(self, endpoint: HostnameEndpoint, factory: Any) -> None:
+        self.endpoint = endpoint
+        self.reactor = endpoint._reactor
+        self.factory = factory
+        self.result: Deferred[Any] = Deferred(self._cancel)
+        self.pending: list[str] = []
+        self.attempts: list[Deferred[Any]] = []
+        self.timer: Any = None
+        self.claimed = False
+        self.done = False
+        self.lastFailure: Failure | None = None
+
+    def start(self) -> Deferred[Any]:
+        host = self.endpoint._hostBytes.decode("ascii")
+        if isIPAddress(host) or isIPv6Address(host):
+            self._resolved([host])
+        else:
+            getaddrinfo = getattr(self.reactor, "getaddrinfo", socket.getaddrinfo)
+            lookup = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), _addresses,
+                                       getaddrinfo, host, self.endpoint._port)
+            lookup.addCallbacks(self._resolved, self._finish_failed)
+        return self.result
+
+    def _resolved(self, addresses: list[str]) -> None:
+        if self.done:
+            return
+        self.pending = list(addresses)
+        self._next()
+
+    def _next(self) -> None:
+        self.timer = None
+        if self.done or not self.pending:
+            return
+        address = self.pending.pop(0)
+        attempt = _WrappingFactory(_OneWinner(self))
+        e = self.endpoint
+        try:
+            self.reactor.connectTCP(address, e._port, attempt, timeout=e._timeout, bindAddress=e._bindAddress)
+        except Exception:
+            self._lost(Failure(), None)
+            return
+        d = attempt.whenConnected()
+        self.attempts.append(d)
+        d.addCallbacks(self._won, self._lost, errbackArgs=(d,))
+        if self.pending and not self.done:
+            self.timer = self.reactor.callLater(e._attemptDelay, self._next)
+
+    def _won(self, protocol: Any) -> None:
+        self.done = True
+        self._stop_trying()
+        self.result.callback(protocol)
+
+    def _lost(self, failure: Failure, attempt: Deferred[Any] | None) -> None:
+        if attempt in self.attempts:
+            self.attempts.remove(attempt)
+        if self.done:
+            return
+        self.lastFailure = failure
+        if self.pending:
+            if self.timer is not None:
+                self.timer.cancel()
+            self._next()  # a failure starts the next attempt at once
+        elif not self.attempts:
+            self._finish_failed(failure)
+
+    def _finish_failed(self, failure: Failure) -> None:
+        if not self.done:
+            self.done = True
+            self._stop_trying()
+            self.result.errback(failure)
+
+    def _stop_trying(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.pending = []
+        attempts, self.attempts = self.attempts, []
+        for d in attempts:
+            d.cancel()
+
+    def _cancel(self, d: Deferred[Any]) -> None:
+        self.done = True
+        self._stop_trying()
+        e = self.endpoint
+        d.errback(error.ConnectingCancelledError(HostnameAddress(e._hostBytes, e._port)))
 
 
 class UNIXClientEndpoint:
