@@ -489,6 +489,7 @@ class Deferred(Generic[_T]):
                                 continue
                             cb.called = True
                             cb._canceller = None
+                            cb._chainedTo = None  # the chain is resolved
                             cb.result = result
                             result = None
                             nxt = cb
@@ -584,6 +585,9 @@ class Deferred(Generic[_T]):
             if loop is not None:
                 return cast(_T, (yield from _awaitInLoop(self, loop)))
         return cast(_T, (yield self))
+
+    #: ``yield from d`` in a generator-based coroutine, as Twisted allows.
+    __iter__ = __await__
 
     @classmethod
     def fromCoroutine(cls, coro: Coroutine[Any, Any, _T] | Generator[Any, Any, _T]) -> Deferred[_T]:

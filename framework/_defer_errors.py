@@ -81,7 +81,7 @@ class FirstError(Exception):
         return f"FirstError[#{self.index}, {self.subFailure.value!r}]"
 
     def __str__(self) -> str:
-        return f"FirstError[#{self.index}, {self.subFailure.getErrorMessage()}]"
+        return f"FirstError[#{self.index}, {self.subFailure}]"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, tuple):

@@ -34,6 +34,7 @@ __all__ = [
     "ConnectedDatagramProtocol",
     "DatagramProtocol",
     "Factory",
+    "FileWrapper",
     "ProcessProtocol",
     "Protocol",
     "ReconnectingClientFactory",
@@ -283,6 +284,68 @@ class _InstanceFactory(ClientFactory):
                 self.deferred.errback(result)
             else:
                 self.deferred.callback(result)
+
+
+class FileWrapper:
+    """A transport that writes into a file object (Twisted's, for debugging protocols and for
+    tests): ``write`` goes to ``file.write``; a pull producer is asked for more after each
+    write, as a real transport with an empty buffer would."""
+
+    closed = 0
+    disconnecting = 0
+    producer: Any = None
+    streamingProducer = False
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.file.write(data)
+        except Exception:
+            self.handleException()
+        self._checkProducer()
+
+    def writeSequence(self, iovec: Any) -> None:
+        self.write(b"".join(iovec))
+
+    def _checkProducer(self) -> None:
+        if self.producer is not None and not self.streamingProducer:
+            self.producer.resumeProducing()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+        self.streamingProducer = streaming
+        if not streaming:
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def stopConsuming(self) -> None:
+        self.unregisterProducer()
+        self.loseConnection()
+
+    def loseConnection(self) -> None:
+        self.closed = 1
+
+    def getPeer(self) -> tuple[str, str]:
+        return ("file", "file")
+
+    def getHost(self) -> tuple[str, str]:
+        return ("file", "file")
+
+    def handleException(self) -> None:
+        """A write to the file raised: ignored (override to report it)."""
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        self.loseConnection()
 
 
 class ClientCreator:

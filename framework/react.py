@@ -47,7 +47,8 @@ def react(main: Callable[..., Any], argv: Sequence[Any] = (), _reactor: Any = No
             if isinstance(result.value, SystemExit):
                 code = result.value.code
             else:
-                log.error("main function encountered error\n%s", result.getTraceback())
+                log.error("main function encountered error\n%s", result.getTraceback(),
+                          extra={"failure": result})
                 code = 1
 
     def finished(result: Any) -> None:

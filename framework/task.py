@@ -229,14 +229,16 @@ class LoopingCall:
         else:
             elapsed = when - self.starttime
             delay = self.interval - (elapsed % self.interval)
-            if when + delay == when:  # too small to move a float clock
+            # A clock a hair short of a boundary (0.1 added ten times is 0.9999999999999999)
+            # is on it: the next call is a whole interval away, never a rounding error away.
+            if delay < self.interval * 1e-9 or when + delay == when:
                 delay = self.interval
         self.call = self.clock.callLater(delay, self)
 
     def __repr__(self) -> str:
-        func = getattr(self.f, "__qualname__", None) or repr(self.f)
-        every = "not started" if self.interval is None else f"every {self.interval!r}s"
-        return f"<LoopingCall {func} {every}{' (running)' if self.running else ''}>"
+        """Twisted's form: ``LoopingCall<interval>(function, *args, **kwargs)``."""
+        func = getattr(self.f, "__qualname__", None) or getattr(self.f, "__name__", None) or repr(self.f)
+        return f"LoopingCall<{self.interval!r}>({func}, *{self.a!r}, **{self.kw!r})"
 
 
 def deferLater(clock: IReactorTime, delay: float, callable: Callable[..., Any] | None = None,

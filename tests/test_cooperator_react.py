@@ -233,6 +233,9 @@ def test_react_failures_exit_1_and_are_logged(reactor, caplog) -> None:
         assert _react(reactor, raises) == 1
     text = caplog.text
     assert "main function encountered error" in text and "bad thing" in text and "at once" in text
+    # Each record carries the Failure itself, for handlers that collect failures.
+    failures = [r.failure for r in caplog.records if hasattr(r, "failure")]
+    assert [f.type for f in failures] == [ValueError, KeyError]
 
 
 def test_react_system_exit_code_and_external_stop(reactor) -> None:

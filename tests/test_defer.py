@@ -2044,3 +2044,26 @@ def test_a_circular_callback_warning_turned_into_an_error_is_the_failure() -> No
         _warnings.simplefilter("error", DeprecationWarning)
         d.callback("foo")
     assert failure_of(d).check(DeprecationWarning)
+
+
+def test_first_error_str_shows_the_failure_as_twisted_does() -> None:
+    from framework.defer import FirstError
+    from framework.failure import Failure
+
+    assert str(FirstError(Failure(ValueError("some text")), 5)) == (
+        "FirstError[#5, [Failure instance: ValueError: some text]]")
+
+
+def test_yield_from_a_deferred_in_a_generator_coroutine() -> None:
+    from framework.defer import Deferred, ensureDeferred
+
+    waiting: Deferred[int] = Deferred()
+
+    def run():  # a generator-based coroutine, as older Twisted code writes them
+        value = yield from waiting
+        return value * 2
+
+    d = ensureDeferred(run())
+    assert not d.called
+    waiting.callback(21)
+    assert d.result == 42

@@ -141,7 +141,7 @@ def test_leaving_a_group_never_joined_fails(reactor: Any) -> None:
 
 
 def test_options_before_listening_say_so() -> None:
-    p = MulticastPort(0, Collector())
+    p = MulticastPort(0, Collector(), reactor=MemoryReactor())
     with pytest.raises(error.NotListeningError):
         p.setTTL(1)
 

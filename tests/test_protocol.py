@@ -300,3 +300,29 @@ def test_addresses_are_frozen_hashable_slotted_values() -> None:
 def test_address_type_is_validated() -> None:
     with pytest.raises(ValueError, match="'TCP' or 'UDP'"):
         IPv4Address("SCTP", "127.0.0.1", 1)  # type: ignore[arg-type]
+
+
+def test_file_wrapper_writes_into_a_file_and_drives_a_pull_producer() -> None:
+    import io
+
+    from framework.protocol import FileWrapper
+
+    sink = io.BytesIO()
+    wrapper = FileWrapper(sink)
+    chunks = [b"a", b"b", b"c"]
+
+    class Pull:
+        def resumeProducing(self) -> None:
+            if chunks:
+                wrapper.write(chunks.pop(0))
+            else:
+                wrapper.unregisterProducer()
+
+        def stopProducing(self) -> None:
+            pass
+
+    wrapper.writeSequence([b"<", b">"])
+    wrapper.registerProducer(Pull(), False)  # asked at once, then after each write
+    assert sink.getvalue() == b"<>abc" and wrapper.producer is None
+    wrapper.loseConnection()
+    assert wrapper.closed and wrapper.getPeer() == ("file", "file")

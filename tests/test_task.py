@@ -79,13 +79,29 @@ def test_clock_rejects_a_non_callable_at_once() -> None:
         Clock().callLater(1, 5)  # type: ignore[arg-type]
 
 
+def tick(*args: object, **kwargs: object) -> None:
+    pass
+
+
 def test_looping_call_repr_before_and_after_start() -> None:
     clock = Clock()
-    lc = LoopingCall(lambda: None)
+    lc = LoopingCall(tick, 1, key="v")
     lc.clock = clock
-    assert "not started" in repr(lc) and "None" not in repr(lc)
+    assert repr(lc) == "LoopingCall<None>(tick, *(1,), **{'key': 'v'})"  # Twisted's form
     lc.start(2, now=False)
-    assert "every 2s (running)" in repr(lc)
+    assert repr(lc) == "LoopingCall<2>(tick, *(1,), **{'key': 'v'})"
+    lc.stop()
+
+
+def test_with_count_on_a_float_interval_counts_each_interval_once() -> None:
+    clock = Clock()
+    counts: list[int] = []
+    lc = LoopingCall.withCount(counts.append)
+    lc.clock = clock
+    lc.start(0.1, now=False)
+    for _ in range(10):
+        clock.advance(0.1)  # 0.1 added ten times is 0.9999999999999999
+    assert counts == [1] * 10
     lc.stop()
 
 
