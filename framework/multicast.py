@@ -26,6 +26,7 @@ from typing import Any
 from framework import error
 from framework.address import isIPAddress, isIPv6Address
 from framework.defer import Deferred, fail, succeed
+from framework.interfaces import IMulticastTransport
 from framework.udp import Port
 
 __all__ = ["MulticastPort", "listenMulticast"]
@@ -41,7 +42,7 @@ def _is_group(address: str) -> bool:
     return isIPv6Address(address) and address.lower().startswith("ff")
 
 
-class MulticastPort(Port):
+class MulticastPort(Port, IMulticastTransport):
     """A UDP port with multicast group membership and options; the protocol's transport."""
 
     def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
