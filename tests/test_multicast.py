@@ -17,6 +17,7 @@ from framework.multicast import MulticastPort
 from framework.protocol import DatagramProtocol
 from framework.testing import MemoryReactor
 from test_tcp import HAS_IPV6
+from framework.failure import Failure
 from util import run_until, run_until_true
 
 GROUP = "228.0.0.5"
@@ -45,6 +46,14 @@ def _sender(reactor: Any) -> Any:
     p.setTTL(0)
     p.setLoopbackMode(True)
     return p
+
+
+def run_until_failed(reactor: Any, d: Any) -> Failure:
+    """Run ``reactor`` until ``d`` fails; its Failure (a success fails the test)."""
+    box: list[Any] = []
+    d.addCallbacks(lambda r: pytest.fail(f"succeeded with {r!r}"), box.append)
+    run_until_true(reactor, lambda: box)
+    return box[0]
 
 
 def _stop(reactor: Any, *ports: Any) -> None:
@@ -125,24 +134,46 @@ def test_options_round_trip_and_bad_values_are_clear_errors(reactor: Any) -> Non
     run_until(reactor, p.setOutgoingInterface(LOCAL))
     assert p.getOutgoingInterface() == LOCAL
     failure = []
-    p.setOutgoingInterface("not-an-address").addErrback(failure.append)
+    p.setOutgoingInterface(5).addErrback(failure.append)  # names are looked up; see below
     assert failure and failure[0].check(ValueError)
     _stop(reactor, p)
 
 
+NAMES = {"here.test": LOCAL, "group.test": GROUP}
+
+
+def _names(host: str, port: Any, *rest: Any) -> Any:
+    """A resolver for two made-up names; no DNS query leaves this host."""
+    if host not in NAMES:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (NAMES[host], port or 0))]
+
+
 @pytest.mark.parametrize(("group", "interface", "says"), [
     ("127.0.0.1", LOCAL, "not a multicast group"),
-    ("239.1.2.3", "eth-nonsense", "IPv4 address of a local interface"),
+    ("here.test", LOCAL, "not a multicast group"),
+    ("239.1.2.3", 7, "IPv4 address of a local interface"),
     ("ff02::1", LOCAL, "is an IPv6 group"),
-    ("not a group", "", "not a multicast group"),
+    ("no-such-group.test", "", "cannot look up a name"),
+    (GROUP, "no-such-host.test", "cannot look up a name"),
 ])
-def test_bad_joins_fail_with_multicast_join_error(reactor: Any, group: str, interface: str, says: str) -> None:
+def test_bad_joins_fail_with_multicast_join_error(reactor: Any, group: str, interface: Any, says: str) -> None:
+    reactor.set_name_resolver(_names)
     p = reactor.listenMulticast(0, Collector(), interface=LOCAL)
-    failures: list[Any] = []
-    p.joinGroup(group, interface).addErrback(failures.append)
-    [failure] = failures
+    failure = run_until_failed(reactor, p.joinGroup(group, interface))
     assert failure.check(error.MulticastJoinError)
     assert says in str(failure.value) and repr(group) in str(failure.value)
+    _stop(reactor, p)
+
+
+def test_host_names_are_looked_up_as_with_twisted(reactor: Any) -> None:
+    reactor.set_name_resolver(_names)
+    p = reactor.listenMulticast(0, Collector(), interface=GROUP)
+    assert run_until(reactor, p.joinGroup("group.test", "here.test")) == 1
+    assert run_until(reactor, p.leaveGroup(GROUP, LOCAL)) == 1  # it was joined, by the addresses
+    assert run_until(reactor, p.setOutgoingInterface("here.test")) == 1
+    assert p.getOutgoingInterface() == LOCAL
+    assert run_until_failed(reactor, p.setOutgoingInterface("nowhere.test")).check(error.DNSLookupError)
     _stop(reactor, p)
 
 
