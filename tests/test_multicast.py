@@ -6,6 +6,7 @@ Receiving ports bind to the group address itself, so they get only that group's 
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any
 
@@ -209,6 +210,29 @@ def test_ipv6_groups_join_and_leave_on_an_interface_by_name(reactor: Any) -> Non
     assert [f.check(error.MulticastJoinError) for f in failures] == [error.MulticastJoinError] * 2
     assert "no network interface named 'no-such-if0'" in str(failures[1].value)
     _stop(reactor, p)
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 on this machine")
+def test_ipv6_delivery_over_lo_works_or_fails_clearly(reactor: Any) -> None:
+    # Where lo carries IPv6 multicast the datagram must arrive; where it does not (lo without
+    # the MULTICAST flag, as on the machine this was written on) the kernel has no route for
+    # the group and the write raises ENETUNREACH, which the caller sees unchanged.
+    group = "ff05::1:3"
+    proto = Collector()
+    recv = reactor.listenMulticast(0, proto, interface=group)
+    assert run_until(reactor, recv.joinGroup(group, "lo")) == 1
+    send = reactor.listenMulticast(0, Collector(), interface="::1")
+    run_until(reactor, send.setOutgoingInterface("lo"))
+    send.setLoopbackMode(True)
+    send.setTTL(0)
+    try:
+        send.write(b"over v6", (group, recv.getHost().port))
+    except OSError as e:
+        assert e.errno == errno.ENETUNREACH
+    else:
+        run_until_true(reactor, lambda: proto.datagrams)
+        assert proto.datagrams[0][0] == b"over v6"
+    _stop(reactor, recv, send)
 
 
 def test_memory_reactor_records_listen_multicast() -> None:
