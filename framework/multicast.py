@@ -93,7 +93,7 @@ class MulticastPort(Port, IMulticastTransport):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self._index(addr))
             else:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, self._ipv4(addr, "interface"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, error.NotListeningError) as e:
             return fail(e)
         return succeed(1)
 
@@ -157,7 +157,7 @@ class MulticastPort(Port, IMulticastTransport):
                 option = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
                 mreq = socket.inet_aton(addr) + self._ipv4(interface or "0.0.0.0", "interface")
                 sock.setsockopt(socket.IPPROTO_IP, option, mreq)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, error.NotListeningError) as e:
             detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             return fail(error.MulticastJoinError(addr, interface, detail))
         return succeed(1)

@@ -186,10 +186,14 @@ def test_leaving_a_group_never_joined_fails(reactor: Any) -> None:
     _stop(reactor, p)
 
 
-def test_options_before_listening_say_so() -> None:
-    p = MulticastPort(0, Collector())
-    with pytest.raises(error.NotListeningError):
-        p.setTTL(1)
+def test_options_before_listening_say_so(reactor: Any) -> None:
+    p = MulticastPort(0, Collector(), reactor=reactor)
+    for option in (lambda: p.setTTL(1), p.getTTL, lambda: p.setLoopbackMode(True), p.getOutgoingInterface):
+        with pytest.raises(error.NotListeningError, match="not listening"):
+            option()
+    joining = run_until_failed(reactor, p.joinGroup(GROUP, LOCAL))
+    assert joining.check(error.MulticastJoinError) and "not listening" in str(joining.value)
+    assert run_until_failed(reactor, p.setOutgoingInterface(LOCAL)).check(error.NotListeningError)
 
 
 @pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 on this machine")
