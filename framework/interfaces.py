@@ -8,7 +8,8 @@ bodies raise ``NotImplementedError`` where an implementation is required.
 ``Multiplexer`` is the contract a reactor backend plugin implements.
 
 The reactor's facets (``IReactorTime``, ``IReactorCore``, ``IReactorTCP``, ``IReactorUNIX``,
-``IReactorUDP``, ``IReactorThreads``, ``IReactorFDSet``, Twisted's names) are different: they
+``IReactorUDP``, ``IReactorMulticast``, ``IReactorThreads``, ``IReactorFDSet``, Twisted's
+names) are different: they
 are ``typing.Protocol`` classes, for annotations. Nothing inherits them: ``Reactor``,
 ``framework.testing.MemoryReactor`` (and ``framework.task.Clock`` for ``IReactorTime``) satisfy
 them by having the methods, and mypy checks it. Annotate a parameter with the facet the code
@@ -187,6 +188,64 @@ class ITCPTransport(ITransport):
         raise NotImplementedError
 
     def setTcpKeepAlive(self, enabled: bool) -> None:
+        raise NotImplementedError
+
+
+class IUDPTransport(Interface):
+    """A UDP port as its ``DatagramProtocol`` sees it (``framework.udp.Port``)."""
+
+    __slots__ = ()
+
+    def write(self, packet: bytes, addr: tuple[str, int] | None = None) -> None:
+        """Send one datagram to ``addr`` (or to the connected peer when ``addr`` is None)."""
+        raise NotImplementedError
+
+    def connect(self, host: str, port: int) -> None:
+        """Send to and receive from ``host:port`` only (an IP address, not a name)."""
+        raise NotImplementedError
+
+    def getHost(self) -> Any:
+        raise NotImplementedError
+
+    def stopListening(self) -> Any:
+        raise NotImplementedError
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        raise NotImplementedError
+
+    def getBroadcastAllowed(self) -> bool:
+        raise NotImplementedError
+
+
+class IMulticastTransport(IUDPTransport):
+    """A UDP port that joins multicast groups (``framework.multicast.MulticastPort``)."""
+
+    __slots__ = ()
+
+    def getOutgoingInterface(self) -> str | int:
+        raise NotImplementedError
+
+    def setOutgoingInterface(self, addr: str | int) -> Any:
+        """Choose the interface group datagrams are sent by; returns a Deferred."""
+        raise NotImplementedError
+
+    def getLoopbackMode(self) -> bool:
+        raise NotImplementedError
+
+    def setLoopbackMode(self, mode: bool) -> None:
+        raise NotImplementedError
+
+    def getTTL(self) -> int:
+        raise NotImplementedError
+
+    def setTTL(self, ttl: int) -> None:
+        raise NotImplementedError
+
+    def joinGroup(self, addr: str, interface: str | int = "") -> Any:
+        """Receive what is sent to the group ``addr``; a Deferred (``MulticastJoinError``)."""
+        raise NotImplementedError
+
+    def leaveGroup(self, addr: str, interface: str | int = "") -> Any:
         raise NotImplementedError
 
 

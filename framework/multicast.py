@@ -26,6 +26,7 @@ from typing import Any
 from framework import error
 from framework.address import isIPAddress, isIPv6Address
 from framework.defer import Deferred, fail, succeed
+from framework.interfaces import IMulticastTransport
 from framework.udp import Port
 
 __all__ = ["MulticastPort", "listenMulticast"]
@@ -41,7 +42,7 @@ def _is_group(address: str) -> bool:
     return isIPv6Address(address) and address.lower().startswith("ff")
 
 
-class MulticastPort(Port):
+class MulticastPort(Port, IMulticastTransport):
     """A UDP port with multicast group membership and options; the protocol's transport."""
 
     def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
@@ -81,14 +82,18 @@ class MulticastPort(Port):
         return socket.inet_ntoa(struct.pack("@i", sock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF)))
 
     def setOutgoingInterface(self, addr: str | int) -> Deferred[int]:
-        """Send multicast datagrams by the interface ``addr`` (see the module docstring)."""
+        """Send multicast datagrams by the interface ``addr`` (see the module docstring); an
+        IPv4 host name (``"localhost"``) is looked up first, as with Twisted."""
         try:
+            if not self._v6() and self._is_name(addr):
+                assert isinstance(addr, str)
+                return self.reactor.resolve(addr).addCallback(self.setOutgoingInterface)
             sock = self._sock()
             if self._v6():
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self._index(addr))
             else:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, self._ipv4(addr, "interface"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, error.NotListeningError) as e:
             return fail(e)
         return succeed(1)
 
@@ -134,6 +139,8 @@ class MulticastPort(Port):
         return self._membership(addr, interface, join=False)
 
     def _membership(self, addr: str, interface: str | int, join: bool) -> Deferred[int]:
+        if self.socket is not None and (self._is_name(addr) or (not self._v6() and self._is_name(interface))):
+            return self._resolve_then(addr, interface, join)
         try:
             sock = self._sock()
             if not isinstance(addr, str) or not _is_group(addr):
@@ -150,10 +157,32 @@ class MulticastPort(Port):
                 option = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
                 mreq = socket.inet_aton(addr) + self._ipv4(interface or "0.0.0.0", "interface")
                 sock.setsockopt(socket.IPPROTO_IP, option, mreq)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, error.NotListeningError) as e:
             detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             return fail(error.MulticastJoinError(addr, interface, detail))
         return succeed(1)
+
+    @staticmethod
+    def _is_name(value: Any) -> bool:
+        """A host name to look up: a non-empty string that is no IP address literal."""
+        return isinstance(value, str) and value != "" and not isIPAddress(value) and not isIPv6Address(value)
+
+    def _resolve_then(self, addr: str, interface: str | int, join: bool) -> Deferred[int]:
+        """Look up the group (and, for IPv4, the interface) names, as Twisted does, then join
+        or leave; a failed lookup fails with ``MulticastJoinError`` naming it."""
+        def lookup(name: Any, looked_up: bool) -> Deferred[Any]:
+            return self.reactor.resolve(name) if looked_up else succeed(name)
+
+        def failed(f: Any) -> Any:
+            if f.trap(error.DNSLookupError, error.MulticastJoinError) is error.DNSLookupError:
+                return fail(error.MulticastJoinError(addr, interface, f"cannot look up a name: {f.value}"))
+            return fail(error.MulticastJoinError(addr, interface, f.value.args[-1]))
+
+        v4_interface = not self._v6() and self._is_name(interface)
+        d = lookup(addr, self._is_name(addr))
+        d.addCallback(lambda group: lookup(interface, v4_interface).addCallback(
+            lambda iface: self._membership(group, iface, join)))
+        return d.addErrback(failed)
 
     @staticmethod
     def _ipv4(addr: Any, what: str) -> bytes:

@@ -19,7 +19,7 @@ from framework import error
 from framework.address import from_sockaddr, isIPAddress, isIPv6Address
 from framework.defer import Deferred, succeed
 from framework.failure import Failure
-from framework.interfaces import IListeningPort, IReadDescriptor
+from framework.interfaces import IListeningPort, IReadDescriptor, IUDPTransport
 from framework.protocol import ConnectedDatagramProtocol
 
 __all__ = ["Port", "listenUDP"]
@@ -36,7 +36,7 @@ def _checkHost(host: Any) -> None:
             host, f"UDP needs an IP address, not {host!r}: resolve names first (reactor.resolve)")
 
 
-class Port(IReadDescriptor, IListeningPort):
+class Port(IReadDescriptor, IListeningPort, IUDPTransport):
     """A UDP socket bound to ``interface:port``, delivering datagrams to ``protocol``."""
 
     def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,

@@ -18,6 +18,7 @@ FACETS = [
     interfaces.IReactorTCP,
     interfaces.IReactorUNIX,
     interfaces.IReactorUDP,
+    interfaces.IReactorMulticast,
     interfaces.IReactorThreads,
     interfaces.IReactorFDSet,
 ]

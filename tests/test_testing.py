@@ -466,7 +466,7 @@ def test_memory_reactor_and_clock_provide_the_facets_at_run_time() -> None:
 
     facets = [interfaces.IReactorTime, interfaces.IReactorCore, interfaces.IReactorTCP,
               interfaces.IReactorUNIX, interfaces.IReactorUDP, interfaces.IReactorThreads,
-              interfaces.IReactorFDSet]
+              interfaces.IReactorFDSet, interfaces.IReactorMulticast]
     reactor = MemoryReactor()
     for facet in facets:
         assert isinstance(reactor, facet), facet
