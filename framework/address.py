@@ -13,7 +13,7 @@ from typing import Literal
 from framework.interfaces import IAddress
 
 __all__ = [
-    "HostnameAddress", "IPv4Address", "IPv6Address", "UNIXAddress",
+    "HostnameAddress", "IPv4Address", "IPv6Address", "ProcessAddress", "UNIXAddress",
     "isIPAddress", "isIPv6Address", "host_port", "format_address", "from_sockaddr",
 ]
 
@@ -87,6 +87,25 @@ class HostnameAddress(IAddress):
 
     hostname: bytes
     port: int
+
+
+class ProcessAddress(IAddress):
+    """``getHost()``/``getPeer()`` of a process transport: a process has no socket address."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ProcessAddress()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcessAddress)
+
+    def __hash__(self) -> int:
+        return hash(ProcessAddress)
+
+
+#: Twisted's (private) name for it.
+_ProcessAddress = ProcessAddress
 
 
 def host_port(host: str, port: int | str) -> str:

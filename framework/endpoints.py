@@ -56,6 +56,7 @@ from framework.endpointstrings import (
     unix_path,
 )
 from framework.options import close_match
+from framework.processendpoint import ProcessEndpoint, StandardErrorBehavior
 from framework.protocol import ClientFactory, Factory
 from framework.threads import deferToThreadPool
 from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, EndpointParser
@@ -63,6 +64,8 @@ from framework.wrapping import ConnectingFactory as _WrappingFactory  # Twisted'
 
 __all__ = [
     "HostnameEndpoint",
+    "ProcessEndpoint",
+    "StandardErrorBehavior",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",

@@ -24,8 +24,9 @@ from typing import Any
 from framework import error, spawn
 from framework.failure import Failure
 from framework.interfaces import (
-    IAddress, IConsumer, IFileDescriptor, IPushProducer, IReadDescriptor, IWriteDescriptor,
+    IConsumer, IFileDescriptor, IPushProducer, IReadDescriptor, IWriteDescriptor,
 )
+from framework.address import ProcessAddress
 from framework.main import CONNECTION_DONE, CONNECTION_LOST
 from framework.stream import HIGH_WATER, LOW_WATER, MAX_WRITE_BUFFER
 from framework.writing import coerce as coerce_bytes
@@ -45,21 +46,6 @@ _DEFAULT_CHILD_FDS = {0: "w", 1: "r", 2: "r"}
 
 #: The children started here and not reaped yet, by pid (Twisted's name for the same table).
 reapProcessHandlers: dict[int, Process] = {}
-
-
-class ProcessAddress(IAddress):
-    """``getHost()``/``getPeer()`` of a process transport: a process has no socket address."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ProcessAddress()"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ProcessAddress)
-
-    def __hash__(self) -> int:
-        return hash(ProcessAddress)
 
 
 class _Pipe(IFileDescriptor):

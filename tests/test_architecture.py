@@ -44,7 +44,7 @@ LAYERS: dict[str, list[str]] = {
         "tlsprotocol", "tls", "ssl", "stream", "streamport", "tcp", "unix", "udp", "multicast", "process",
         "systemd",
     ],
-    "endpoints": ["endpoints"],
+    "endpoints": ["processendpoint", "endpoints"],
     "the reactor": ["frontdoor", "eventloop", "", "testing", "pytest_plugin"],
     "runtimes": ["serving", "supervisor", "cli", "__main__"],
 }
