@@ -35,6 +35,7 @@ protocol once its ``connectionMade`` has run (or failing with the connection err
 from __future__ import annotations
 
 import inspect
+import os
 import socket
 from itertools import zip_longest
 from typing import Any, Callable
@@ -42,7 +43,7 @@ from typing import Any, Callable
 from framework.version import __version__
 from framework import error, plugins
 from framework.address import HostnameAddress, isIPAddress, isIPv6Address
-from framework.defer import Deferred, fail, maybeDeferred
+from framework.defer import Deferred, fail, maybeDeferred, succeed
 from framework.failure import Failure
 from framework.endpointstrings import (
     MAX_BACKLOG,
@@ -63,6 +64,7 @@ from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, Endpoint
 from framework.wrapping import ConnectingFactory as _WrappingFactory  # Twisted's private name for it
 
 __all__ = [
+    "AdoptedStreamServerEndpoint",
     "HostnameEndpoint",
     "ProcessEndpoint",
     "StandardErrorBehavior",
@@ -115,6 +117,37 @@ class TCP6ServerEndpoint(TCP4ServerEndpoint):
 
     _interface_default = "::"
 
+
+
+class AdoptedStreamServerEndpoint:
+    """Listen on a stream socket someone else opened and bound (a file descriptor): the
+    reactor adopts a copy and this descriptor is closed. Usable once."""
+
+    #: The syscalls, replaceable in tests.
+    _close = staticmethod(os.close)
+    _setNonBlocking = staticmethod(lambda fd: os.set_blocking(fd, False))
+
+    def __init__(self, reactor: Any, fileno: int, addressFamily: int) -> None:
+        self.reactor = reactor
+        self.fileno = fileno
+        self.addressFamily = addressFamily
+        self._used = False
+
+    def __repr__(self) -> str:
+        return f"AdoptedStreamServerEndpoint(fileno={self.fileno})"
+
+    def listen(self, protocolFactory: Any) -> Deferred[Any]:
+        """Adopt the descriptor; a second ``listen`` fails with ``AlreadyListened``."""
+        if self._used:
+            return fail(error.AlreadyListened(f"{self!r} was already used: its descriptor is closed"))
+        self._used = True
+        try:
+            self._setNonBlocking(self.fileno)
+            port = self.reactor.adoptStreamPort(self.fileno, self.addressFamily, protocolFactory)
+            self._close(self.fileno)
+        except BaseException:
+            return fail()
+        return succeed(port)
 
 class UNIXServerEndpoint:
     """Listen on a UNIX socket (a path, or ``"\\0name"`` for a Linux abstract address)."""

@@ -674,3 +674,21 @@ class IStreamTransport(Protocol, metaclass=_Facet):
     def stopProducing(self) -> None:
         """Stop reading for good and close."""
         ...
+
+
+@runtime_checkable
+class IStreamServerEndpoint(Protocol, metaclass=_Facet):
+    """Where to listen: ``TCP4ServerEndpoint``, ``UNIXServerEndpoint``, a plugin's..."""
+
+    def listen(self, protocolFactory: Any, /) -> Any:
+        """A Deferred firing with the listening port (``IListeningPort``)."""
+        ...
+
+
+@runtime_checkable
+class IStreamClientEndpoint(Protocol, metaclass=_Facet):
+    """Where to connect: ``TCP4ClientEndpoint``, ``HostnameEndpoint``, ``ProcessEndpoint``..."""
+
+    def connect(self, protocolFactory: Any, /) -> Any:
+        """A Deferred firing with the connected protocol."""
+        ...

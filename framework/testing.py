@@ -44,6 +44,7 @@ __all__ = [
     "FakePort",
     "FakeThreadPool",
     "MemoryReactor",
+    "RaisingMemoryReactor",
     "MemoryReactorClock",
     "StringIOWithoutClosing",
     "StringTransport",
@@ -519,6 +520,25 @@ class MemoryReactor(Clock):
         if started is not None:
             started(connector)
         return connector
+
+
+class RaisingMemoryReactor:
+    """A reactor whose every listen raises ``listenException`` and every connect raises
+    ``connectException`` (Twisted's), for testing how code reports those failures."""
+
+    def __init__(self, listenException: BaseException | None = None,
+                 connectException: BaseException | None = None) -> None:
+        self._listenException = listenException
+        self._connectException = connectException
+
+    def _listen(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._listenException if self._listenException is not None else RuntimeError("listen")
+
+    def _connect(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._connectException if self._connectException is not None else RuntimeError("connect")
+
+    adoptStreamPort = listenTCP = listenSSL = listenUNIX = _listen
+    connectTCP = connectSSL = connectUNIX = _connect
 
 
 class MemoryProcess:

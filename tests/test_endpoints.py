@@ -415,3 +415,68 @@ def test_ipv6_literals_need_no_escaping(description: str, key: str, address: str
     from framework.endpoints import split_description
 
     assert split_description(description)[1][key] == address
+
+
+def test_adopted_stream_server_endpoint_listens_on_a_given_socket_once(reactor) -> None:
+    import os
+    import socket as _socket
+
+    from framework import error as _error
+    from framework.endpoints import AdoptedStreamServerEndpoint
+    from framework.interfaces import IStreamServerEndpoint
+    from framework.protocol import ClientCreator, Factory, Protocol
+    from util import run_until, run_until_true
+
+    class Echo(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    class Client(Protocol):
+        def __init__(self) -> None:
+            self.got = b""
+
+        def dataReceived(self, data: bytes) -> None:
+            self.got += data
+
+    sock = _socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port_number = sock.getsockname()[1]
+    fd = sock.detach()  # the endpoint closes it
+    endpoint = AdoptedStreamServerEndpoint(reactor, fd, _socket.AF_INET)
+    assert isinstance(endpoint, IStreamServerEndpoint)
+    port = run_until(reactor, endpoint.listen(Factory.forProtocol(Echo)))
+    assert port.getHost().port == port_number
+    try:
+        os.fstat(fd)
+        still_open = True
+    except OSError:
+        still_open = False
+    assert not still_open  # the reactor listens on its own copy
+    with pytest.raises(_error.AlreadyListened):
+        run_until(reactor, endpoint.listen(Factory.forProtocol(Echo)))
+    client = run_until(reactor, ClientCreator(reactor, Client).connectTCP("127.0.0.1", port_number))
+    client.transport.write(b"adopted")
+    run_until_true(reactor, lambda: client.got == b"adopted")
+    client.transport.loseConnection()
+    run_until(reactor, port.stopListening())
+    run_until_true(reactor, lambda: not reactor.getReaders() and not reactor.getWriters())
+
+
+def test_raising_memory_reactor_fails_endpoints_with_its_exceptions() -> None:
+    from framework import error as _error
+    from framework.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, UNIXServerEndpoint
+    from framework.interfaces import IStreamClientEndpoint
+    from framework.protocol import Factory, Protocol
+    from framework.testing import RaisingMemoryReactor
+
+    busy = _error.CannotListenError("127.0.0.1", 80, OSError(98, "in use"))
+    refused = _error.ConnectionRefusedError("no")
+    reactor = RaisingMemoryReactor(listenException=busy, connectException=refused)
+    failures: list = []
+    TCP4ServerEndpoint(reactor, 80).listen(Factory.forProtocol(Protocol)).addErrback(failures.append)
+    UNIXServerEndpoint(reactor, "/tmp/x.sock").listen(Factory.forProtocol(Protocol)).addErrback(failures.append)
+    client = TCP4ClientEndpoint(reactor, "127.0.0.1", 80)
+    assert isinstance(client, IStreamClientEndpoint)
+    client.connect(Factory.forProtocol(Protocol)).addErrback(failures.append)
+    assert [f.value for f in failures] == [busy, busy, refused]
