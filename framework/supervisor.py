@@ -529,10 +529,10 @@ class Supervisor:
         elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             # Stopped from outside (SIGTERM/SIGINT to the worker itself): a clean stop, not a
             # crash, so it is not restarted; the supervisor ends once no worker is left.
-            log.info("%r %s: stopped, not restarted", worker, how)
             self.stopped_slots.add(worker.slot)
             for listener in self.listeners:
                 listener.close_slot(worker.slot)
+            log.info("%r %s: stopped, not restarted", worker, how)
             if len(self.stopped_slots) == self.count:
                 log.info("every worker has stopped: the supervisor exits")
                 self.stop("every worker has stopped")
