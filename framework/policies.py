@@ -46,6 +46,7 @@ from framework.policywrappers import (
     TimeoutProtocol,
     TrafficLoggingFactory,
     TrafficLoggingProtocol,
+    check_period,
 )
 from framework.wrapping import ProtocolWrapper, WrappingFactory
 
@@ -108,6 +109,7 @@ class TimeoutMixin:
 
     def setTimeout(self, period: float | None) -> float | None:
         """Set (or with ``None`` cancel) the timeout; returns the previous one."""
+        check_period("setTimeout's period", period, positive=False)
         previous = self.timeOut
         self.timeOut = period
         call = self.__timeoutCall

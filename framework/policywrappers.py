@@ -26,6 +26,7 @@ from framework.protocol import ServerFactory, connectionDone
 from framework.wrapping import ProtocolWrapper, WrappingFactory
 
 __all__ = [
+    "check_period",
     "LimitConnectionsByPeer",
     "LimitTotalConnectionsFactory",
     "SpewingFactory",
@@ -45,6 +46,21 @@ def _reactor_call_later(period: float, func: Callable[[], object]) -> Any:
     from framework import reactor  # reason: the global reactor is installed lazily, read at call time
 
     return reactor.callLater(period, func)
+
+
+def check_period(name: str, value: Any, *, positive: bool = True, integer: bool = False) -> None:
+    """Raise a clear error unless ``value`` is ``None`` or a number above zero (at least zero
+    when not ``positive``; a whole number when ``integer``)."""
+    if value is None:
+        return
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "a whole number" if integer else "a number"
+        raise TypeError(f"{name} must be {what} or None, not {value!r}")
+    number = float(value)  # type: ignore[arg-type]  # an int or a float, checked above
+    if number < 0 or (positive and number == 0) or number != number:
+        bound = "above 0" if positive else "0 or more"
+        raise ValueError(f"{name} must be {bound} (or None), not {value!r}")
 
 
 def _cancel(call: Any) -> None:
@@ -106,6 +122,11 @@ class ThrottlingFactory(WrappingFactory):
 
     def __init__(self, wrappedFactory: Any, maxConnectionCount: int = sys.maxsize,
                  readLimit: float | None = None, writeLimit: float | None = None) -> None:
+        check_period("maxConnectionCount", maxConnectionCount, positive=False, integer=True)
+        if maxConnectionCount is None:
+            raise TypeError("maxConnectionCount must be a whole number, not None")
+        check_period("readLimit", readLimit)
+        check_period("writeLimit", writeLimit)
         WrappingFactory.__init__(self, wrappedFactory)
         self.connectionCount = 0
         self.maxConnectionCount = maxConnectionCount
@@ -281,6 +302,7 @@ class TimeoutProtocol(ProtocolWrapper):
 
     def setTimeout(self, timeoutPeriod: float | None = None) -> None:
         """Start the countdown again with ``timeoutPeriod`` (``None``: no timeout)."""
+        check_period("timeoutPeriod", timeoutPeriod, positive=False)
         self.cancelTimeout()
         self.timeoutPeriod = timeoutPeriod
         if timeoutPeriod is not None:
@@ -327,6 +349,7 @@ class TimeoutFactory(WrappingFactory):
     protocol = TimeoutProtocol
 
     def __init__(self, wrappedFactory: Any, timeoutPeriod: float | None = 30 * 60) -> None:
+        check_period("timeoutPeriod", timeoutPeriod, positive=False)
         WrappingFactory.__init__(self, wrappedFactory)
         self.timeoutPeriod = timeoutPeriod
 
@@ -395,6 +418,9 @@ class TrafficLoggingFactory(WrappingFactory):
     _counter = 0
 
     def __init__(self, wrappedFactory: Any, logfilePrefix: str, lengthLimit: int | None = None) -> None:
+        if not isinstance(logfilePrefix, str) or not logfilePrefix:
+            raise TypeError(f"logfilePrefix must be a non-empty str, not {logfilePrefix!r}")
+        check_period("lengthLimit", lengthLimit, positive=False, integer=True)
         WrappingFactory.__init__(self, wrappedFactory)
         self.logfilePrefix = logfilePrefix
         self.lengthLimit = lengthLimit

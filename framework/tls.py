@@ -36,7 +36,6 @@ from typing import Any
 
 from framework.defer import fail, maybeDeferred
 from framework.failure import Failure
-from framework.protocol import ClientFactory
 from framework.tlscontext import (
     HANDSHAKE_TIMEOUT,
     SHUTDOWN_TIMEOUT,
@@ -50,7 +49,7 @@ from framework.tlscontext import (
     serverContext,
 )
 from framework.tlsprotocol import READ_SIZE, TLSMemoryBIOProtocol
-from framework.wrapping import ConnectingFactory
+from framework.wrapping import ConnectingFactory, WrappingFactory
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -77,8 +76,11 @@ __all__ = [
 # -- factories and entry points ----------------------------------------------------------------
 
 
-class TLSMemoryBIOFactory(ClientFactory):
+class TLSMemoryBIOFactory(WrappingFactory):
     """Wraps ``wrappedFactory`` so that each connection it serves speaks TLS.
+
+    A :class:`~framework.wrapping.WrappingFactory` (as Twisted's is): its live TLS protocols are
+    in ``protocols`` while connected.
 
     For clients, a connection whose handshake fails is reported to the wrapped factory's
     ``clientConnectionFailed`` (the user's protocol was never connected), not
@@ -89,10 +91,10 @@ class TLSMemoryBIOFactory(ClientFactory):
                  hostname: str | None = None) -> None:
         ctx, optHostname, handshakeTimeout, shutdownTimeout = resolve(contextFactory)
         check_side(ctx, not isClient)
+        WrappingFactory.__init__(self, wrappedFactory)
         self.contextFactory = contextFactory
         self.context = ctx
         self.isClient = isClient
-        self.wrappedFactory = wrappedFactory
         self.hostname = optHostname or hostname
         if isClient and ctx.check_hostname and not self.hostname:
             raise ValueError("this client SSLContext verifies host names: give the host name to "

@@ -120,6 +120,9 @@ class TLSMemoryBIOProtocol(SequenceWriter, ITCPTransport, IConsumer, IPushProduc
         """Start the handshake on ``transport`` (the client sends its hello at once)."""
         self.transport = transport
         self.connected = 1
+        register = getattr(self.factory, "registerProtocol", None)
+        if register is not None:
+            register(self)
         self._tls = self._context.wrap_bio(
             self._incoming, self._outgoing, server_side=self._serverSide,
             server_hostname=None if self._serverSide else self._hostname)
@@ -271,6 +274,9 @@ class TLSMemoryBIOProtocol(SequenceWriter, ITCPTransport, IConsumer, IPushProduc
         self._appData = None
         self._cancel("_handshakeCall")
         self._cancel("_shutdownCall")
+        unregister = getattr(self.factory, "unregisterProtocol", None)
+        if unregister is not None:
+            unregister(self)
         if not self._handshakeDone and self._failReason is None:
             detail = reason.getErrorMessage()
             self._failReason = Failure(error.SSLError(

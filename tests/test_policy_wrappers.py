@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from framework import defer
 from framework.policies import (
     LimitConnectionsByPeer,
     LimitTotalConnectionsFactory,
     ProtocolWrapper,
+    TimeoutMixin,
     ThrottlingFactory,
     TimeoutFactory,
     TrafficLoggingFactory,
@@ -198,3 +201,28 @@ def test_traffic_logging_factory_writes_each_connections_traffic(reactor: Any, t
     assert lines[:3] == ["*", "C 1: b'ping\\n'", "S 1: b'ping\\n'"]
     assert lines[3].startswith("C 1: ") and "ConnectionDone" in lines[3]
     _finish(reactor, port)
+
+
+@pytest.mark.parametrize("make, exc, message", [
+    (lambda: ThrottlingFactory(Factory(), maxConnectionCount=-1), ValueError, "maxConnectionCount must be 0 or more"),
+    (lambda: ThrottlingFactory(Factory(), maxConnectionCount=2.5), TypeError, "maxConnectionCount must be a whole number"),
+    (lambda: ThrottlingFactory(Factory(), maxConnectionCount=None), TypeError, "maxConnectionCount"),
+    (lambda: ThrottlingFactory(Factory(), readLimit=0), ValueError, "readLimit must be above 0"),
+    (lambda: ThrottlingFactory(Factory(), writeLimit="fast"), TypeError, "writeLimit must be a number"),
+    (lambda: ThrottlingFactory(Factory(), readLimit=True), TypeError, "readLimit must be a number"),
+    (lambda: TimeoutFactory(Factory(), timeoutPeriod=-1), ValueError, "timeoutPeriod must be 0 or more"),
+    (lambda: TimeoutFactory(Factory(), timeoutPeriod=float("nan")), ValueError, "timeoutPeriod"),
+    (lambda: TrafficLoggingFactory(Factory(), ""), TypeError, "logfilePrefix must be a non-empty str"),
+    (lambda: TrafficLoggingFactory(Factory(), "log", lengthLimit=-3), ValueError, "lengthLimit must be 0 or more"),
+    (lambda: TimeoutMixin().setTimeout("10"), TypeError, "setTimeout's period must be a number"),
+])
+def test_bad_settings_are_clear_errors(make: Any, exc: type, message: str) -> None:
+    with pytest.raises(exc, match=message):
+        make()
+
+
+def test_good_settings_are_kept() -> None:
+    f = ThrottlingFactory(Factory(), maxConnectionCount=0, readLimit=0.5, writeLimit=100)
+    assert (f.maxConnectionCount, f.readLimit, f.writeLimit) == (0, 0.5, 100)
+    assert TimeoutFactory(Factory(), timeoutPeriod=None).timeoutPeriod is None
+    assert TrafficLoggingFactory(Factory(), "log", lengthLimit=0).lengthLimit == 0

@@ -25,6 +25,7 @@ from framework import endpoints, error, tls
 from framework.defer import Deferred
 from framework.failure import Failure
 from framework.protocol import ClientFactory, Factory, Protocol
+from framework.wrapping import WrappingFactory
 from util import run_until, run_until_true
 
 HOST = "127.0.0.1"
@@ -826,3 +827,34 @@ def test_reactor_serve_bad_tls_pair_fails_before_listening(certs: Certs, problem
     assert len(lines) == 1 and lines[0].startswith("reactor-serve: error: ")
     assert ("does not match" if problem == "mismatch" else "no such file") in lines[0]
     assert "Traceback" not in result.stderr
+
+
+class _Holder(Recorder):
+    """Keeps the connection open after the echo (the test closes it)."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+
+def test_tls_factory_is_a_wrapping_factory_tracking_its_connections(reactor: Any, certs: Certs) -> None:
+    """As with Twisted, the TLS factory is a WrappingFactory: ``protocols`` holds each live TLS
+    connection and loses it when the connection closes."""
+    inner = EchoFactory()
+    server = tls.TLSMemoryBIOFactory(certs.server(), False, inner)
+    assert isinstance(server, WrappingFactory) and server.protocols == {}
+    port = reactor.listenTCP(0, server, interface=HOST)
+    try:
+        client = OutcomeFactory(_Holder)
+        reactor.connectSSL(HOST, port.getHost().port, client, certs.client())
+        kind, proto = run_until(reactor, client.outcome)
+        assert kind == "connected"
+        run_until_true(reactor, lambda: proto.data == b"ping")  # the server echoed: it is connected
+        [live] = list(server.protocols)
+        assert isinstance(live, tls.TLSMemoryBIOProtocol) and live.wrappedProtocol is inner.made[0]
+        proto.transport.loseConnection()
+        run_until(reactor, proto.done)
+        assert inner.onLost is not None
+        run_until(reactor, inner.onLost)
+        assert server.protocols == {}
+    finally:
+        port.stopListening()
