@@ -215,8 +215,9 @@ class TCP6ClientEndpoint(TCP4ClientEndpoint):
     """Connect over TCP to an IPv6 address."""
 
 
-#: Seconds between the starts of two connection attempts (RFC 8305 recommends 250 ms).
-ATTEMPT_DELAY = 0.25
+#: Seconds between the starts of two connection attempts: Twisted's default, so code ported
+#: from Twisted keeps its timing (RFC 8305 recommends 0.25; pass ``attemptDelay`` for that).
+ATTEMPT_DELAY = 0.3
 
 
 def _idna(host: str | bytes) -> tuple[str, bytes, Exception | None]:
@@ -271,7 +272,7 @@ def _addresses(getaddrinfo: Callable[..., Any], host: str, port: int) -> list[st
 class HostnameEndpoint:
     """Connect to a host name over TCP the way RFC 8305 ("Happy Eyeballs") says: resolve it
     (in the reactor's thread pool), try its addresses IPv6 first, alternating families,
-    starting one attempt every ``attemptDelay`` seconds (0.25) or at once when the previous
+    starting one attempt every ``attemptDelay`` seconds (0.3) or at once when the previous
     one failed; the first connection made wins and the other attempts are cancelled.
 
     ``connect`` fails with the last attempt's error if all fail, with ``DNSLookupError`` if
@@ -280,6 +281,13 @@ class HostnameEndpoint:
 
     def __init__(self, reactor: Any, host: str | bytes, port: int, timeout: float = 30,
                  bindAddress: Any = None, attemptDelay: float | None = None) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port is an integer 0-65535, not {port!r}")
+        if attemptDelay is not None and (
+            isinstance(attemptDelay, bool) or not isinstance(attemptDelay, (int, float))
+            or not 0 <= attemptDelay < float("inf")
+        ):
+            raise ValueError(f"attemptDelay is a number of seconds >= 0, not {attemptDelay!r}")
         self._reactor = reactor
         self._hostText, self._hostBytes, self._badHost = _idna(host)
         self._port = port

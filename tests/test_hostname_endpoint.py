@@ -154,6 +154,30 @@ def test_attempts_alternate_families_ipv6_first_one_per_delay() -> None:
     assert m.tcpClients[2][2].buildProtocol(None) is None  # a late success builds nothing
 
 
+def test_the_default_delay_is_twisteds_three_tenths_of_a_second() -> None:
+    m = _memory(FOUR)
+    HostnameEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
+    m.advance(0)
+    m.advance(0.29)
+    assert _started(m) == ["::1"]
+    m.advance(0.01)
+    assert _started(m) == ["::1", "127.0.0.1"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"port": -1}, "port is an integer 0-65535, not -1"),
+    ({"port": 70000}, "port is an integer 0-65535, not 70000"),
+    ({"port": "80"}, "port is an integer 0-65535, not '80'"),
+    ({"port": 80, "attemptDelay": -0.1}, "attemptDelay is a number of seconds >= 0, not -0.1"),
+    ({"port": 80, "attemptDelay": "1"}, "attemptDelay is a number of seconds >= 0, not '1'"),
+    ({"port": 80, "attemptDelay": float("nan")}, "attemptDelay is a number of seconds >= 0, not nan"),
+])
+def test_bad_port_or_delay_is_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        HostnameEndpoint(MemoryReactor(), "localhost", **kwargs)
+    assert str(info.value) == message
+
+
 def test_a_failed_attempt_starts_the_next_at_once() -> None:
     m = _memory(FOUR)
     d = HostnameEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
@@ -172,7 +196,7 @@ def test_cancelling_stops_every_attempt() -> None:
     m = _memory(FOUR)
     d = HostnameEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
     m.advance(0)
-    m.advance(0.25)
+    m.advance(0.3)
     d.cancel()
     failures: list[Failure] = []
     d.addErrback(failures.append)
