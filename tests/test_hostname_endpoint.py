@@ -154,11 +154,11 @@ def test_attempts_alternate_families_ipv6_first_one_per_delay() -> None:
     assert m.tcpClients[2][2].buildProtocol(None) is None  # a late success builds nothing
 
 
-def test_the_default_delay_is_twisteds_three_tenths_of_a_second() -> None:
+def test_the_default_delay_is_rfc_8305s_quarter_second() -> None:
     m = _memory(FOUR)
     HostnameEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
     m.advance(0)
-    m.advance(0.29)
+    m.advance(0.24)
     assert _started(m) == ["::1"]
     m.advance(0.01)
     assert _started(m) == ["::1", "127.0.0.1"]
@@ -196,7 +196,7 @@ def test_cancelling_stops_every_attempt() -> None:
     m = _memory(FOUR)
     d = HostnameEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
     m.advance(0)
-    m.advance(0.3)
+    m.advance(0.25)
     d.cancel()
     failures: list[Failure] = []
     d.addErrback(failures.append)
