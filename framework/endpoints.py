@@ -212,7 +212,54 @@ class TCP4ClientEndpoint:
 
 
 class TCP6ClientEndpoint(TCP4ClientEndpoint):
-    """Connect over TCP to an IPv6 address."""
+    """Connect over TCP to an IPv6 address: a host name is looked up for IPv6 addresses only
+    (``getaddrinfo`` with ``AF_INET6``, in the reactor's thread pool) and the first is used."""
+
+    def _nameResolution(self, host: str) -> Deferred[Any]:
+        getaddrinfo = getattr(self._reactor, "getaddrinfo", socket.getaddrinfo)
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), getaddrinfo,
+                                 host, 0, socket.AF_INET6, socket.SOCK_STREAM)
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """Look the name up (unless it is an IPv6 literal), then connect to its first IPv6
+        address; cancelling stops either step (``ConnectingCancelledError``)."""
+        if isIPv6Address(self._host):
+            return TCP4ClientEndpoint.connect(self, protocolFactory)
+        attempt: list[Deferred[Any]] = []
+
+        def cancel(d: Deferred[Any]) -> None:
+            if attempt:
+                attempt[0].cancel()  # its ConnectingCancelledError reaches d
+            else:
+                d.errback(error.ConnectingCancelledError(HostnameAddress(self._host.encode("idna"), self._port)))
+
+        result: Deferred[Any] = Deferred(cancel)
+
+        def resolved(infos: list[Any]) -> None:
+            if result.called:
+                return
+            addresses = [info[4][0] for info in infos if info[0] == socket.AF_INET6]
+            if not addresses:
+                result.errback(error.DNSLookupError(f"{self._host}: no IPv6 address"))
+                return
+            wf = _WrappingFactory(protocolFactory)
+            try:
+                self._reactor.connectTCP(addresses[0], self._port, wf, timeout=self._timeout,
+                                         bindAddress=self._bindAddress)
+            except BaseException:
+                result.errback(Failure())
+                return
+            attempt.append(wf._onConnection)
+            wf._onConnection.chainDeferred(result)
+
+        def failed(failure: Failure) -> None:
+            if not result.called:
+                if not failure.check(error.DNSLookupError):
+                    failure = Failure(error.DNSLookupError(f"{self._host}: {failure.getErrorMessage()}"))
+                result.errback(failure)
+
+        self._nameResolution(self._host).addCallbacks(resolved, failed)
+        return result
 
 
 #: Seconds between the starts of two connection attempts: RFC 8305's recommended 250 ms (the

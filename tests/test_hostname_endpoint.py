@@ -239,3 +239,47 @@ def test_repr_and_literal_addresses_skip_the_lookup() -> None:
 
 def test_tcp_client_strings_stay_tcp4_client_endpoints_as_in_twisted() -> None:
     assert isinstance(clientFromString(MemoryReactor(), "tcp:host=example.test:port=80"), TCP4ClientEndpoint)
+
+
+def test_tcp6_client_endpoint_looks_names_up_for_ipv6_only() -> None:
+    from framework.endpoints import TCP6ClientEndpoint
+
+    asked: list[tuple[str, int]] = []
+
+    def getaddrinfo(host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        asked.append((host, family))
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0))]
+
+    m = MemoryReactor()
+    m.getaddrinfo = getaddrinfo  # type: ignore[attr-defined]
+    d = TCP6ClientEndpoint(m, "dual.test", 80).connect(Factory.forProtocol(Reader))
+    m.advance(0)
+    assert asked == [("dual.test", socket.AF_INET6)] and _started(m) == ["::1"]
+    proto = m.tcpClients[0][2].buildProtocol(None)
+    proto.makeConnection(StringTransport())
+    won: list[Any] = []
+    d.addCallback(won.append)
+    assert won == [proto]
+
+
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 on this machine")
+def test_tcp6_client_string_reaches_an_ipv6_only_server_by_name(reactor: Any) -> None:
+    reactor.set_name_resolver(fake_resolver({"dual.test": DUAL}))
+    server = _server(reactor, b"::1", 0, "::1")
+    endpoint = clientFromString(reactor, f"tcp6:host=dual.test:port={server.getHost().port}")
+    client = run_until(reactor, endpoint.connect(Factory.forProtocol(Reader)))
+    run_until(reactor, client.closed)
+    assert client.data == b"hello from ::1"
+    _clean(reactor, server)
+
+
+def test_tcp6_cancel_during_the_lookup() -> None:
+    from framework.endpoints import TCP6ClientEndpoint
+
+    m = _memory(FOUR)
+    d = TCP6ClientEndpoint(m, "many.test", 80).connect(Factory.forProtocol(Reader))
+    d.cancel()
+    m.advance(0)
+    failures: list[Failure] = []
+    d.addErrback(failures.append)
+    assert failures[0].check(error.ConnectingCancelledError) and m.tcpClients == []
