@@ -16,7 +16,7 @@ Client strings::
 
     tcp:host=HOST:port=PORT[:timeout=SECONDS][:bindAddress=ADDR]   (also tcp:HOST:PORT)
     tcp6:host=HOST:port=PORT[...]
-    unix:path=PATH[:timeout=SECONDS][:checkPID=0|1]               (also unix:PATH)
+    unix:path=PATH[:timeout=SECONDS][:lockfile=0|1]               (also unix:PATH; checkPID= too)
 
 Every other prefix comes from an endpoint plugin (hook ``register_endpoints``, registry
 ``framework.plugins.endpoint_parsers()``); the built-in ones are ``ssl:``/``tls:`` (TLS, see
@@ -532,10 +532,11 @@ def _client_tcp(cls: type[TCP4ClientEndpoint]) -> EndpointParser:
 
 
 def _client_unix(reactor: Any, /, *args: str, **kwargs: str) -> UNIXClientEndpoint:
-    options = collect_options(args, kwargs, ("path",), ("path", "timeout", "checkPID"))
+    options = collect_options(args, kwargs, ("path",), ("path", "timeout", "checkPID", "lockfile"))
     path = unix_path(require(options, "path"))
     timeout = parse_seconds(options.get("timeout", "30"), "timeout")
-    checkPID = parse_bool(options.get("checkPID", "0"), "checkPID")
+    # lockfile= is Twisted's spelling (as for the server side); checkPID= the argument's name.
+    checkPID = parse_bool(options.get("lockfile", options.get("checkPID", "0")), "lockfile")
     return UNIXClientEndpoint(reactor, path, timeout, checkPID)
 
 

@@ -155,6 +155,7 @@ def test_client_tcp_strings(description: str, expected: tuple[Any, ...]) -> None
     [
         ("unix:path=/tmp/s.sock", ("/tmp/s.sock", 30, False)),
         ("unix:/tmp/s.sock:timeout=3:checkPID=1", ("/tmp/s.sock", 3, True)),
+        ("unix:path=/tmp/s.sock:lockfile=1:timeout=9", ("/tmp/s.sock", 9, True)),  # Twisted's name
         ("unix:path=@abstract", ("\0abstract", 30, False)),
     ],
 )
@@ -480,3 +481,4 @@ def test_raising_memory_reactor_fails_endpoints_with_its_exceptions() -> None:
     assert isinstance(client, IStreamClientEndpoint)
     client.connect(Factory.forProtocol(Protocol)).addErrback(failures.append)
     assert [f.value for f in failures] == [busy, busy, refused]
+
