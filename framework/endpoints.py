@@ -52,6 +52,7 @@ from framework.endpointstrings import (
     parse_bool,
     parse_int,
     parse_seconds,
+    quoteStringArgument,
     require,
     split_description,
     unix_path,
@@ -60,6 +61,7 @@ from framework.options import close_match
 from framework.processendpoint import ProcessEndpoint, StandardErrorBehavior
 from framework.protocol import ClientFactory, Factory
 from framework.threads import deferToThreadPool
+from framework.tls import wrapClientTLS
 from framework.registries import CORE_ENDPOINT_PREFIXES, EndpointEntry, EndpointParser
 from framework.wrapping import ConnectingFactory as _WrappingFactory  # Twisted's private name for it
 
@@ -77,8 +79,10 @@ __all__ = [
     "clientFromString",
     "connectProtocol",
     "known_endpoints",
+    "quoteStringArgument",
     "serverFromString",
     "split_description",
+    "wrapClientTLS",
 ]
 
 

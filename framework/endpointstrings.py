@@ -37,6 +37,7 @@ __all__ = [
     "parse_bool",
     "parse_int",
     "parse_seconds",
+    "quoteStringArgument",
     "require",
     "split_description",
     "unix_path",
@@ -169,6 +170,12 @@ def split_description(description: str) -> tuple[list[str], dict[str, str]]:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def quoteStringArgument(argument: str) -> str:
+    """``argument`` with its backslashes and colons escaped, to put it into an endpoint
+    description as one field (Twisted's name)."""
+    return argument.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def join_description(args: Sequence[str], kwargs: Mapping[str, str] | None = None) -> str:

@@ -482,3 +482,15 @@ def test_raising_memory_reactor_fails_endpoints_with_its_exceptions() -> None:
     client.connect(Factory.forProtocol(Protocol)).addErrback(failures.append)
     assert [f.value for f in failures] == [busy, busy, refused]
 
+
+
+def test_quote_string_argument_escapes_backslashes_and_colons() -> None:
+    quoted = endpoints.quoteStringArgument("C:\\path:x")
+    assert quoted == "C\\:\\\\path\\:x"
+    assert endpoints.split_description(f"unix:{quoted}")[0] == ["unix", "C:\\path:x"]
+
+
+def test_wrap_client_tls_is_importable_where_twisted_has_it() -> None:
+    from framework import tls
+
+    assert endpoints.wrapClientTLS is tls.wrapClientTLS
