@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from framework import error
+from framework import error, main
 from framework.hookspecs import hookimpl
 from framework.version import __version__
 
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "hookimpl", "install_reactor", "installed_reactor", "reactor"]
 
 BACKEND_ENV = "REACTOR_FRAMEWORK_BACKEND"
-
-_reactor: Reactor | None = None
-_installed_by: str | None = None
 
 
 def _caller(depth: int) -> str:
@@ -50,12 +47,8 @@ def install_reactor(name: str | None = None) -> Reactor:
 
 
 def _install(name: str | None, by: str) -> Reactor:
-    global _reactor, _installed_by
-    if _reactor is not None:
-        raise error.ReactorAlreadyInstalledError(
-            f"a reactor is already installed (backend {_reactor.backend_name!r}, "
-            f"installed by {_installed_by})"
-        )
+    if main._installed is not None:
+        main.installReactor(None, by)  # raises ReactorAlreadyInstalledError, naming the first
     # reason: lazy install: `import framework` must not import the reactor and its transports
     from framework.eventloop import Reactor
 
@@ -63,9 +56,9 @@ def _install(name: str | None, by: str) -> Reactor:
     reason = entry.availability()
     if reason is not None:
         raise error.ReactorUnavailableError(f"reactor backend {entry.name!r} is not available: {reason}")
-    _reactor = Reactor(entry.factory(), entry.name)
-    _installed_by = by
-    return _reactor
+    reactor = Reactor(entry.factory(), entry.name)
+    main.installReactor(reactor, by)
+    return reactor
 
 
 def _backend_entry(name: str | None) -> Any:
@@ -88,13 +81,14 @@ def _backend_entry(name: str | None) -> Any:
 
 def installed_reactor() -> Reactor | None:
     """The installed reactor, or ``None`` if none has been installed yet (installs nothing)."""
-    return _reactor
+    return main._installed  # type: ignore[no-any-return]
 
 
 def __getattr__(attr: str) -> Any:
     if attr == "reactor":
-        if _reactor is not None:
-            return _reactor
+        installed = main._installed
+        if installed is not None:
+            return installed
         try:
             return _install(None, f"first use of framework.reactor at {_caller(2)}")
         except AttributeError as e:

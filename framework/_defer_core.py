@@ -26,7 +26,13 @@ from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from framework import chain as _middleware
-from framework._defer_errors import AlreadyCalledError, CancelledError, NotACoroutineError, _DefGen_Return
+from framework._defer_errors import (
+    AlreadyCalledError,
+    CancelledError,
+    NotACoroutineError,
+    _DefGen_Return,
+    _futureCancelledError,
+)
 from framework._defer_support import (
     _CHAIN,
     _CONTINUE,
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
     from framework.interfaces import IReactorTime
 
 __all__ = ["Deferred", "getDebugging", "setDebugging"]
+
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
@@ -624,10 +631,15 @@ class Deferred(Generic[_T]):
 
     @classmethod
     def fromFuture(cls, future: asyncio.Future[_T]) -> Deferred[_T]:
-        """A Deferred with the asyncio ``future``'s result (cancelling it cancels the future)."""
+        """A Deferred with the asyncio ``future``'s result. Cancelling it cancels the future;
+        either way a cancelled future fails it with an error that is both asyncio's
+        ``CancelledError`` (as with Twisted) and framework's."""
 
         def cancelFuture(d: Deferred[Any]) -> None:
-            future.cancel()
+            if future.cancel() or future.cancelled():
+                d.errback(Failure(_futureCancelledError()))
+            else:  # it finished first: its outcome stands
+                adapt(future)
 
         d: Deferred[_T] = cls(cancelFuture)
 
@@ -635,7 +647,7 @@ class Deferred(Generic[_T]):
             if d.called:
                 return
             if f.cancelled():
-                d.errback(Failure(CancelledError()))
+                d.errback(Failure(_futureCancelledError()))
                 return
             exc = f.exception()
             if exc is not None:

@@ -6,6 +6,7 @@ below the modules that raise them.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from framework import error as _error
@@ -114,3 +115,17 @@ class FailureGroup(Exception):
         return f"all {len(self.failures)} failed: " + "; ".join(
             f"{f.type.__name__}: {f.getErrorMessage()}" for f in self.failures)
 
+
+_FutureCancelled: type[BaseException] | None = None
+
+
+def _futureCancelledError() -> BaseException:
+    """How a cancelled asyncio Future fails a Deferred: an error that is both framework's
+    ``CancelledError`` and asyncio's, so code written for either (or ported from Twisted,
+    which gives asyncio's) catches it. Made on first use: asyncio is imported by then."""
+    global _FutureCancelled
+    if _FutureCancelled is None:
+        aio = sys.modules["asyncio"]
+        _FutureCancelled = type("FutureCancelledError", (CancelledError, aio.CancelledError),
+                                {"__module__": __name__, "__doc__": _futureCancelledError.__doc__})
+    return _FutureCancelled()

@@ -1,4 +1,11 @@
-"""Sentinels a readiness handler's ``doRead``/``doWrite`` may return to be dropped."""
+"""Sentinels a readiness handler's ``doRead``/``doWrite`` may return to be dropped, and the
+slot holding the process's reactor (``installReactor``, Twisted's name).
+
+``framework.install_reactor(name)`` and the first use of ``framework.reactor`` fill the slot
+through ``installReactor``; code ported from Twisted may fill it with a reactor of its own.
+"""
+
+from typing import Any
 
 from framework import error
 from framework.failure import Failure
@@ -6,4 +13,20 @@ from framework.failure import Failure
 CONNECTION_DONE = Failure(error.ConnectionDone())
 CONNECTION_LOST = Failure(error.ConnectionLost())
 
-__all__ = ["CONNECTION_DONE", "CONNECTION_LOST"]
+__all__ = ["CONNECTION_DONE", "CONNECTION_LOST", "installReactor"]
+
+#: The installed reactor (``None`` until one is) and where it was installed from.
+_installed: Any = None
+_installedBy: str | None = None
+
+
+def installReactor(reactor: Any, _by: str | None = None) -> None:
+    """Make ``reactor`` the process's reactor, the one ``from framework import reactor`` gives;
+    ``ReactorAlreadyInstalledError`` if one is installed already."""
+    global _installed, _installedBy
+    if _installed is not None:
+        name = getattr(_installed, "backend_name", type(_installed).__name__)
+        raise error.ReactorAlreadyInstalledError(
+            f"a reactor is already installed (backend {name!r}, installed by {_installedBy})")
+    _installed = reactor
+    _installedBy = _by or "framework.main.installReactor"

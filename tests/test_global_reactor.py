@@ -174,3 +174,20 @@ def test_looping_call_defaults_to_global_reactor() -> None:
         print(len(n), loop.clock is reactor)
     """)
     assert out == "3 True"
+
+
+def test_main_install_reactor_installs_a_given_reactor() -> None:
+    out = output_of(
+        "import framework\n"
+        "from framework import main\n"
+        "from framework.task import Clock\n"
+        "clock = Clock()\n"
+        "main.installReactor(clock)\n"
+        "from framework import reactor\n"
+        "print(reactor is clock, framework.installed_reactor() is clock)\n"
+        "try:\n"
+        "    framework.install_reactor('select')\n"
+        "except framework.error.ReactorAlreadyInstalledError as e:\n"
+        "    print('refused:', 'Clock' in str(e), 'installReactor' in str(e))\n"
+    )
+    assert out.split("\n") == ["True True", "refused: True True"]
