@@ -325,7 +325,7 @@ def test_get_event_loop_refuses_other_backends() -> None:
 
 
 def test_get_event_loop_without_installed_reactor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(framework, "_reactor", None)
+    monkeypatch.setattr(framework.main, "_installed", None)
     with pytest.raises(RuntimeError, match="install_reactor"):
         get_event_loop()
     assert framework.installed_reactor() is None  # asking installed nothing
