@@ -47,8 +47,7 @@ def install_reactor(name: str | None = None) -> Reactor:
 
 
 def _install(name: str | None, by: str) -> Reactor:
-    if main._installed is not None:
-        main.installReactor(None, by)  # raises ReactorAlreadyInstalledError, naming the first
+    main.checkNotInstalled()
     # reason: lazy install: `import framework` must not import the reactor and its transports
     from framework.eventloop import Reactor
 

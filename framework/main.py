@@ -20,13 +20,19 @@ _installed: Any = None
 _installedBy: str | None = None
 
 
-def installReactor(reactor: Any, _by: str | None = None) -> None:
-    """Make ``reactor`` the process's reactor, the one ``from framework import reactor`` gives;
-    ``ReactorAlreadyInstalledError`` if one is installed already."""
-    global _installed, _installedBy
+def checkNotInstalled() -> None:
+    """``ReactorAlreadyInstalledError``, naming the installed reactor and where it came from,
+    if one is installed."""
     if _installed is not None:
         name = getattr(_installed, "backend_name", type(_installed).__name__)
         raise error.ReactorAlreadyInstalledError(
             f"a reactor is already installed (backend {name!r}, installed by {_installedBy})")
+
+
+def installReactor(reactor: Any, _by: str | None = None) -> None:
+    """Make ``reactor`` the process's reactor, the one ``from framework import reactor`` gives;
+    ``ReactorAlreadyInstalledError`` if one is installed already."""
+    global _installed, _installedBy
+    checkNotInstalled()
     _installed = reactor
     _installedBy = _by or "framework.main.installReactor"
