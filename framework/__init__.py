@@ -47,7 +47,7 @@ def install_reactor(name: str | None = None) -> Reactor:
 
 
 def _install(name: str | None, by: str) -> Reactor:
-    main.checkNotInstalled()
+    main.check_not_installed()
     # reason: lazy install: `import framework` must not import the reactor and its transports
     from framework.eventloop import Reactor
 

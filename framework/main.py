@@ -20,7 +20,7 @@ _installed: Any = None
 _installedBy: str | None = None
 
 
-def checkNotInstalled() -> None:
+def check_not_installed() -> None:
     """``ReactorAlreadyInstalledError``, naming the installed reactor and where it came from,
     if one is installed."""
     if _installed is not None:
@@ -33,6 +33,6 @@ def installReactor(reactor: Any, _by: str | None = None) -> None:
     """Make ``reactor`` the process's reactor, the one ``from framework import reactor`` gives;
     ``ReactorAlreadyInstalledError`` if one is installed already."""
     global _installed, _installedBy
-    checkNotInstalled()
+    check_not_installed()
     _installed = reactor
     _installedBy = _by or "framework.main.installReactor"
