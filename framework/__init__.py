@@ -95,3 +95,15 @@ def __getattr__(attr: str) -> Any:
             # and hide the broken backend behind it.
             raise RuntimeError(f"installing the reactor failed: {type(e).__name__}: {e}") from e
     raise AttributeError(f"module 'framework' has no attribute {attr!r}")
+
+
+def _user_caller() -> str:
+    """``file:line`` of the nearest caller outside this package (who used the global reactor)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(here + os.sep):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+main._installDefault = lambda: _install(None, f"first use of the global reactor at {_user_caller()}")

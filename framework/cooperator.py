@@ -15,6 +15,7 @@ from typing import Any
 
 from framework.defer import Deferred
 from framework.failure import Failure
+from framework.main import global_reactor
 
 __all__ = [
     "CooperativeTask",
@@ -78,10 +79,7 @@ class _TimeSlice:
 
 
 def _default_scheduler(work: Callable[[], None]) -> Any:
-    # reason: the default scheduler is the global reactor, installed on first use
-    from framework import reactor
-
-    return reactor.callLater(_EPSILON, work)
+    return global_reactor().callLater(_EPSILON, work)
 
 
 class CooperativeTask:

@@ -215,14 +215,23 @@ class TCP4ClientEndpoint:
         return wf._onConnection
 
 
+def _getaddrinfo(reactor: Any) -> Callable[..., Any]:
+    """The reactor's name resolver (``reactor.set_name_resolver``), else the system's."""
+    return getattr(reactor, "getaddrinfo", socket.getaddrinfo)  # type: ignore[no-any-return]
+
+
+def _in_thread(reactor: Any, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+    """``f(*args)`` in the reactor's thread pool: name lookups block."""
+    return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+
 class TCP6ClientEndpoint(TCP4ClientEndpoint):
     """Connect over TCP to an IPv6 address: a host name is looked up for IPv6 addresses only
     (``getaddrinfo`` with ``AF_INET6``, in the reactor's thread pool) and the first is used."""
 
     def _nameResolution(self, host: str) -> Deferred[Any]:
-        getaddrinfo = getattr(self._reactor, "getaddrinfo", socket.getaddrinfo)
-        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), getaddrinfo,
-                                 host, 0, socket.AF_INET6, socket.SOCK_STREAM)
+        return _in_thread(self._reactor, _getaddrinfo(self._reactor), host, 0, socket.AF_INET6,
+                          socket.SOCK_STREAM)
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
         """Look the name up (unless it is an IPv6 literal), then connect to its first IPv6
@@ -390,9 +399,8 @@ class _Race:
         if isIPAddress(host) or isIPv6Address(host):
             self._resolved([host])
         else:
-            getaddrinfo = getattr(self.reactor, "getaddrinfo", socket.getaddrinfo)
-            lookup = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), _addresses,
-                                       getaddrinfo, host, self.endpoint._port)
+            lookup = _in_thread(self.reactor, _addresses, _getaddrinfo(self.reactor), host,
+                                self.endpoint._port)
             lookup.addCallbacks(self._resolved, self._finish_failed)
         return self.result
 

@@ -21,10 +21,10 @@ import tempfile
 from typing import Any, Callable
 
 from framework.address import UNIXAddress
-from framework.defer import Deferred, DeferredList, succeed
+from framework.defer import Deferred, FirstError, gatherResults, maybeDeferred
 from framework.failure import Failure
 from framework.interfaces import IAddress
-from framework.main import CONNECTION_DONE
+from framework.main import CONNECTION_DONE, global_reactor
 from framework.protocol import ClientFactory, Factory, connectionDone
 from framework.wrapping import ProtocolWrapper, WrappingFactory
 from framework.writing import coerce
@@ -39,12 +39,6 @@ __all__ = [
 ]
 
 PumpPolicy = Callable[["_LoopbackQueue", Any], None]
-
-
-def _reactor() -> Any:
-    from framework import reactor  # reason: the global reactor is installed lazily, read at call time
-
-    return reactor
 
 
 class _LoopbackQueue:
@@ -207,7 +201,7 @@ class _Pump:
 
     def _later(self, _: None) -> None:
         self.toClient._notificationDeferred = self.toServer._notificationDeferred = None
-        clock = self.clock if self.clock is not None else _reactor()
+        clock = self.clock if self.clock is not None else global_reactor()
         clock.callLater(0, self.run)
 
 
@@ -250,21 +244,24 @@ def _serve_once(server: Any, noisy: bool) -> tuple[WrappingFactory, _FireOnClose
 
 def _both_closed(port: Any, wrapper: _FireOnClose, clientFactory: _OneClientFactory,
                  cleanup: Callable[[], None] | None = None) -> Deferred[None]:
-    done = DeferredList([clientFactory.closed, wrapper.closed], fireOnOneErrback=True, consumeErrors=True)
-
-    def stop(result: Any) -> Any:
-        stopped = port.stopListening()
-        d = stopped if isinstance(stopped, Deferred) else succeed(None)
-        if cleanup is not None:
-            d.addBoth(lambda r: (cleanup(), r)[1])
-        return d.addCallback(lambda _: result if isinstance(result, Failure) else None)
+    """Fires once both sides are closed (or the client could not connect) and the port has
+    stopped listening, with the connection failure if there was one."""
+    done: Deferred[Any] = gatherResults([clientFactory.closed, wrapper.closed], consumeErrors=True)
 
     def unwrap(failure: Failure) -> Failure:
-        return failure.value.subFailure if hasattr(failure.value, "subFailure") else failure
+        first = failure.value  # gatherResults' FirstError: report the failure itself
+        assert isinstance(first, FirstError)
+        return first.subFailure
 
     done.addErrback(unwrap)
-    done.addBoth(stop)
-    return done  # type: ignore[return-value]
+
+    def stop(result: Any) -> Deferred[Any]:
+        stopped = maybeDeferred(port.stopListening)
+        if cleanup is not None:
+            stopped.addBoth(lambda _: cleanup())
+        return stopped.addBoth(lambda _: result if isinstance(result, Failure) else None)
+
+    return done.addBoth(stop)
 
 
 def loopbackTCP(server: Any, client: Any, port: int = 0, noisy: bool = True,
@@ -272,7 +269,7 @@ def loopbackTCP(server: Any, client: Any, port: int = 0, noisy: bool = True,
     """Connect ``server`` and ``client`` over TCP on 127.0.0.1; fires once both sides have
     lost the connection and the listening port is closed. ``reactor``: the global one by
     default."""
-    reactor = reactor if reactor is not None else _reactor()
+    reactor = reactor if reactor is not None else global_reactor()
     factory, wrapper = _serve_once(server, noisy)
     listening = reactor.listenTCP(port, factory, interface="127.0.0.1")
     clientFactory = _OneClientFactory(client)
@@ -284,7 +281,7 @@ def loopbackTCP(server: Any, client: Any, port: int = 0, noisy: bool = True,
 def loopbackUNIX(server: Any, client: Any, noisy: bool = True, reactor: Any = None) -> Deferred[None]:
     """Like :func:`loopbackTCP`, over a UNIX socket in a new temporary directory (removed
     once both sides are closed)."""
-    reactor = reactor if reactor is not None else _reactor()
+    reactor = reactor if reactor is not None else global_reactor()
     directory = tempfile.mkdtemp(prefix="loopback-")
     path = os.path.join(directory, "socket")
     factory, wrapper = _serve_once(server, noisy)

@@ -5,7 +5,7 @@ slot holding the process's reactor (``installReactor``, Twisted's name).
 through ``installReactor``; code ported from Twisted may fill it with a reactor of its own.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 from framework import error
 from framework.failure import Failure
@@ -13,11 +13,23 @@ from framework.failure import Failure
 CONNECTION_DONE = Failure(error.ConnectionDone())
 CONNECTION_LOST = Failure(error.ConnectionLost())
 
-__all__ = ["CONNECTION_DONE", "CONNECTION_LOST", "installReactor"]
+__all__ = ["CONNECTION_DONE", "CONNECTION_LOST", "global_reactor", "installReactor"]
 
 #: The installed reactor (``None`` until one is) and where it was installed from.
 _installed: Any = None
 _installedBy: str | None = None
+#: Installs the default reactor; set by the ``framework`` package when it is imported (always
+#: before any of its modules), so the modules below it need no import of the package.
+_installDefault: Callable[[], Any] | None = None
+
+
+def global_reactor() -> Any:
+    """The process's reactor, installing the default one on first use: what
+    ``from framework import reactor`` gives, for code in the layers below the package."""
+    if _installed is not None:
+        return _installed
+    assert _installDefault is not None, "the framework package sets it when imported"
+    return _installDefault()
 
 
 def check_not_installed() -> None:

@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 from framework.address import host_port
 from framework.interfaces import IHalfCloseableProtocol
+from framework.main import global_reactor
 from framework.policywrappers import (
     LimitConnectionsByPeer,
     LimitTotalConnectionsFactory,
@@ -72,12 +73,6 @@ __all__ = [
 log = logging.getLogger("framework.policies")
 
 
-def _global_reactor() -> Any:
-    from framework import reactor  # reason: the global reactor is installed lazily, read at call time
-
-    return reactor
-
-
 class TimeoutMixin:
     """Call ``timeoutConnection()`` after ``timeOut`` seconds without ``resetTimeout()``.
 
@@ -95,7 +90,7 @@ class TimeoutMixin:
         reactor = getattr(getattr(self, "transport", None), "reactor", None)
         if reactor is None:
             reactor = getattr(self, "reactor", None)
-        return reactor if reactor is not None else _global_reactor()
+        return reactor if reactor is not None else global_reactor()
 
     def callLater(self, period: float, func: Callable[..., Any]) -> Any:
         """Schedule ``func`` (override to use another clock, e.g. ``framework.task.Clock``)."""
@@ -472,7 +467,7 @@ class PolicyFactory:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}")
         self.wrapped = wrapped
-        self.reactor = reactor if reactor is not None else _global_reactor()
+        self.reactor = reactor if reactor is not None else global_reactor()
         self._now: Callable[[], float] = self.reactor.seconds
         self.idle_timeout = idle_timeout
         if message_timeout is not None and not supports_message_timeout(wrapped):

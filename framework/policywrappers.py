@@ -22,6 +22,7 @@ from typing import IO, Any, Callable, Iterable
 
 from framework import error
 from framework.failure import Failure
+from framework.main import global_reactor
 from framework.protocol import ServerFactory, connectionDone
 from framework.wrapping import ProtocolWrapper, WrappingFactory
 
@@ -40,12 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("framework.policies")
-
-
-def _reactor_call_later(period: float, func: Callable[[], object]) -> Any:
-    from framework import reactor  # reason: the global reactor is installed lazily, read at call time
-
-    return reactor.callLater(period, func)
 
 
 def check_period(name: str, value: Any, *, positive: bool = True, integer: bool = False) -> None:
@@ -141,7 +136,7 @@ class ThrottlingFactory(WrappingFactory):
 
     def callLater(self, period: float, func: Callable[[], object]) -> Any:
         """Schedule ``func`` on the reactor (override to use another clock)."""
-        return _reactor_call_later(period, func)
+        return global_reactor().callLater(period, func)
 
     def registerWritten(self, length: int) -> None:
         self.writtenThisSecond += length
@@ -169,25 +164,25 @@ class ThrottlingFactory(WrappingFactory):
         self.writtenThisSecond = 0
         self.checkWriteBandwidthID = self.callLater(1, self.checkWriteBandwidth)
 
+    def _tell(self, method: str) -> None:
+        for p in list(self.protocols):
+            getattr(p, method)()
+
     def throttleReads(self) -> None:
         log.debug("throttling reads on %s", self)
-        for p in list(self.protocols):
-            p.throttleReads()
+        self._tell("throttleReads")
 
     def unthrottleReads(self) -> None:
         self.unthrottleReadsID = None
-        for p in list(self.protocols):
-            p.unthrottleReads()
+        self._tell("unthrottleReads")
 
     def throttleWrites(self) -> None:
         log.debug("throttling writes on %s", self)
-        for p in list(self.protocols):
-            p.throttleWrites()
+        self._tell("throttleWrites")
 
     def unthrottleWrites(self) -> None:
         self.unthrottleWritesID = None
-        for p in list(self.protocols):
-            p.unthrottleWrites()
+        self._tell("unthrottleWrites")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.connectionCount == 0:
@@ -361,7 +356,7 @@ class TimeoutFactory(WrappingFactory):
 
     def callLater(self, period: float, func: Callable[[], object]) -> Any:
         """Schedule ``func`` on the reactor (override to use another clock)."""
-        return _reactor_call_later(period, func)
+        return global_reactor().callLater(period, func)
 
 
 class TrafficLoggingProtocol(ProtocolWrapper):

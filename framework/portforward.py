@@ -11,15 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from framework.failure import Failure
+from framework.main import global_reactor
 from framework.protocol import ClientFactory, Factory, Protocol, connectionDone
 
 __all__ = ["Proxy", "ProxyClient", "ProxyClientFactory", "ProxyFactory", "ProxyServer"]
-
-
-def _global_reactor() -> Any:
-    from framework import reactor  # reason: the global reactor is installed lazily, read at call time
-
-    return reactor
 
 
 class Proxy(Protocol):
@@ -83,7 +78,7 @@ class ProxyServer(Proxy):
         client.setServer(self)
         reactor = self.reactor
         if reactor is None:  # the reactor serving this connection, else the global one
-            reactor = getattr(self.transport, "reactor", None) or _global_reactor()
+            reactor = getattr(self.transport, "reactor", None) or global_reactor()
         reactor.connectTCP(self.factory.host, self.factory.port, client)
 
 

@@ -22,6 +22,7 @@ from framework.interfaces import (
     IProtocol,
     IProtocolFactory,
 )
+from framework.main import global_reactor
 
 if TYPE_CHECKING:
     from framework.interfaces import IConnector, IDelayedCall, IReactorTime
@@ -226,10 +227,7 @@ class ReconnectingClientFactory(ClientFactory):
 
         clock = self.clock
         if clock is None:
-            # reason: the global reactor is installed lazily; read it only when first needed.
-            from framework import reactor
-
-            clock = self.clock = reactor
+            clock = self.clock = global_reactor()
         self._callID = clock.callLater(self.delay, reconnect)
 
     def stopTrying(self) -> None:

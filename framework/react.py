@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from framework.defer import Deferred, ensureDeferred, maybeDeferred
 from framework.error import ReactorNotRunning
 from framework.failure import Failure
+from framework.main import global_reactor
 
 __all__ = ["react"]
 
@@ -24,10 +25,7 @@ def react(main: Callable[..., Any], argv: Sequence[Any] = (), _reactor: Any = No
     ``SystemExit`` it failed with, else 1 with the error logged (``main`` raising at once
     counts as that failure). If something else stops the reactor first, exit 0 once it has."""
     if _reactor is None:
-        # reason: the global reactor is installed on first use (lazy backend plugin loading)
-        import framework
-
-        _reactor = framework.reactor
+        _reactor = global_reactor()
     reactor: Any = _reactor
     code: Any = 0
     stopping = False

@@ -23,6 +23,7 @@ from framework.address import from_sockaddr
 from framework.defer import Deferred, succeed
 from framework.failure import Failure
 from framework.interfaces import IConnector, IListeningPort, IReadDescriptor, IWriteDescriptor
+from framework.main import global_reactor
 from framework.stream import Connection, ReadToggle
 
 __all__ = ["ACCEPT_BACKOFF", "ACCEPT_BATCH", "BaseConnector", "ConnectAttempt", "StreamPort"]
@@ -64,10 +65,7 @@ class StreamPort(ReadToggle, IReadDescriptor, IListeningPort):
     def __init__(self, port: Any, factory: Any, backlog: int = 50, interface: str = "",
                  reactor: Any = None) -> None:
         if reactor is None:
-            # reason: the global reactor is installed lazily, on first use, above this layer
-            from framework import reactor as global_reactor
-
-            reactor = global_reactor
+            reactor = global_reactor()
         self.port = port
         self.factory = factory
         self.backlog = backlog

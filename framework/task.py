@@ -26,6 +26,7 @@ from framework.cooperator import (
 )
 from framework.defer import Deferred, maybeDeferred
 from framework.failure import Failure
+from framework.main import global_reactor
 from framework.react import react
 from framework.timers import DelayedCall
 
@@ -159,9 +160,7 @@ class LoopingCall:
         if not interval >= 0:
             raise ValueError(f"LoopingCall interval must be >= 0, got {interval!r}")
         if self.clock is None:
-            import framework  # reason: the global reactor, looked up (and installed) at start
-
-            self.clock = framework.reactor
+            self.clock = global_reactor()
         self.running = True
         d = self._deferred = Deferred()
         self.starttime = self.clock.seconds()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from framework.defer import Deferred, maybeDeferred
 from framework.failure import Failure
+from framework.main import global_reactor
 
 if TYPE_CHECKING:
     from framework.eventloop import Reactor
@@ -37,12 +38,6 @@ logger = logging.getLogger("framework.threads")
 
 _STOP = object()  # stop() was called: every worker of the generation leaves
 _RETIRE = object()  # adjustPoolsize() lowered the maximum: one worker too many leaves
-
-
-def _global_reactor() -> Reactor:
-    import framework  # reason: the global reactor, looked up (and installed) at call time
-
-    return framework.reactor  # type: ignore[no-any-return]
 
 
 class _Generation:
@@ -261,7 +256,7 @@ def _call_with_callback(onResult: Callable[[bool, Any], None], f: Callable[..., 
 def deferToThread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
     """Run ``f(*args, **kwargs)`` in the global reactor's thread pool; a Deferred firing with
     its result. A plain function, so ``deferToThread.__get__`` works as a decorator."""
-    reactor = _global_reactor()
+    reactor = global_reactor()
     return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args, **kwargs)
 
 
@@ -273,7 +268,7 @@ def _run_multiple(tupleList: Iterable[tuple[Callable[..., Any], tuple[Any, ...],
 def callMultipleInThread(tupleList: Iterable[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
                          reactor: Reactor | None = None) -> None:
     """Run each ``(f, args, kwargs)`` of ``tupleList``, in order, in one worker thread."""
-    (reactor or _global_reactor()).callInThread(_run_multiple, list(tupleList))
+    (reactor or global_reactor()).callInThread(_run_multiple, list(tupleList))
 
 
 def blockingCallFromThread(reactor: Reactor | None, f: Callable[..., Any], *a: Any, **kw: Any) -> Any:
@@ -284,7 +279,7 @@ def blockingCallFromThread(reactor: Reactor | None, f: Callable[..., Any], *a: A
     deadlock, so that raises ``RuntimeError``.
     """
     if reactor is None:
-        reactor = _global_reactor()
+        reactor = global_reactor()
     if getattr(reactor, "_loop_thread", None) == threading.get_ident():
         raise RuntimeError("blockingCallFromThread() called from the reactor thread: it would "
                            "wait forever for the reactor it blocks; call the function directly")

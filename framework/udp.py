@@ -20,6 +20,7 @@ from framework.address import from_sockaddr, isIPAddress, isIPv6Address
 from framework.defer import Deferred, succeed
 from framework.failure import Failure
 from framework.interfaces import IListeningPort, IReadDescriptor, IUDPTransport
+from framework.main import global_reactor
 from framework.protocol import ConnectedDatagramProtocol
 
 __all__ = ["Port", "listenUDP"]
@@ -42,10 +43,7 @@ class Port(IReadDescriptor, IListeningPort, IUDPTransport):
     def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
                  reactor: Any = None) -> None:
         if reactor is None:
-            # reason: the global reactor is installed lazily, on first use, above this layer
-            from framework import reactor as global_reactor
-
-            reactor = global_reactor
+            reactor = global_reactor()
         try:
             size = operator.index(maxPacketSize)
         except TypeError:

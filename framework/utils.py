@@ -14,6 +14,7 @@ from typing import Any
 from framework import error
 from framework.defer import Deferred
 from framework.failure import Failure
+from framework.main import global_reactor
 from framework.protocol import ProcessProtocol
 
 __all__ = [
@@ -56,10 +57,7 @@ def _spawn(protocol: ProcessProtocol, executable: str | bytes, args: Iterable[st
     if isinstance(args, (str, bytes)):
         raise TypeError("args must be a sequence of arguments, not one string (split it first)")
     if reactor is None:
-        # reason: the global reactor is installed on first use (lazy backend plugin loading)
-        from framework import reactor as global_reactor
-
-        reactor = global_reactor
+        reactor = global_reactor()
     reactor.spawnProcess(protocol, executable, (executable, *args), dict(env or {}), path)
 
 
